@@ -1,0 +1,245 @@
+//! The transport interface: capsules out, capsules in, data moved by the
+//! transport.
+//!
+//! A transport (TCP today, RDMA next) implements these traits; the engine and
+//! the target call them with static dispatch (generics), never through `dyn`
+//! per IO. The interface is shaped by what both fabrics share:
+//!
+//! * the host hands over a command capsule (an [`Sqe`]) and, for commands with
+//!   data, an [`XferBuf`] that the transport owns until the completion comes
+//!   back. How the data moves is the transport's business: in-capsule data or
+//!   R2T/H2CData for writes and C2HData for reads over TCP; keyed SGLs with
+//!   RDMA READ/WRITE over RDMA;
+//! * the target receives a command whose write data is already in hand (the
+//!   transport fetched it with R2T or RDMA READ), fills the data of a read into
+//!   the transport's buffer, and completes it with a [`Cqe`]; the transport
+//!   sends the data (C2HData or RDMA WRITE) and then the response capsule.
+//!
+//! Everything is non-blocking: connect, send and receive make what progress
+//! they can and return.
+
+use core::ptr::NonNull;
+
+use protocol::{Cqe, Sqe};
+
+use crate::trid::TransportId;
+
+/// A transport failure. The queue pair it came from is dead; its outstanding
+/// commands are failed by the caller with a host path error.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// A socket or verbs call failed.
+    #[error("{op}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The peer closed the connection.
+    #[error("connection closed by peer")]
+    Closed,
+    /// The peer sent bytes that are not a valid PDU, or a PDU out of order.
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+    /// The peer terminated the connection with a termination request.
+    #[error("terminated by peer: fatal error status {fes:#x}")]
+    Terminated {
+        /// Fatal error status (NVMe/TCP 1.0c §3.6.2.9).
+        fes: u16,
+    },
+    /// Connection setup took longer than allowed.
+    #[error("connect timed out")]
+    ConnectTimeout,
+    /// The transport ID names something this transport cannot reach.
+    #[error("bad address: {0}")]
+    BadAddress(String),
+    /// No free command slot or send space: retry after the next poll.
+    #[error("queue full")]
+    QueueFull,
+}
+
+/// Options for one queue pair, host side.
+#[derive(Debug, Clone)]
+pub struct QpairOptions {
+    /// Queue ID: 0 for the admin queue.
+    pub qid: u16,
+    /// Number of command slots (SQ entries); Connect carries this minus one.
+    pub queue_depth: u16,
+    /// Ask for the NVMe/TCP header digest.
+    pub header_digest: bool,
+    /// Ask for the NVMe/TCP data digest.
+    pub data_digest: bool,
+    /// Give up connecting after this long.
+    pub connect_timeout_ns: u64,
+}
+
+/// The data buffer of one command, lent to the transport while the command is
+/// in flight.
+///
+/// This is a raw view, not a borrow: the engine's request slot owns the
+/// [`crate::IoBuf`] and keeps it alive and untouched until the completion.
+/// See [`HostQpair::submit`] for the contract.
+#[derive(Debug, Clone, Copy)]
+pub enum XferBuf {
+    /// The command moves no data.
+    None,
+    /// Host to controller: the transport reads `len` bytes from `ptr`.
+    ToController {
+        /// Start of the data.
+        ptr: NonNull<u8>,
+        /// Length in bytes.
+        len: u32,
+    },
+    /// Controller to host: the transport writes up to `len` bytes at `ptr`.
+    FromController {
+        /// Start of the buffer.
+        ptr: NonNull<u8>,
+        /// Length in bytes.
+        len: u32,
+    },
+}
+
+impl XferBuf {
+    /// Length of the data phase in bytes.
+    pub fn len(&self) -> u32 {
+        match *self {
+            XferBuf::None => 0,
+            XferBuf::ToController { len, .. } | XferBuf::FromController { len, .. } => len,
+        }
+    }
+
+    /// True when there is no data phase.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// How far a queue pair's connection setup has come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectProgress {
+    /// Still connecting (TCP handshake, ICReq/ICResp, RDMA CM exchange).
+    Pending,
+    /// The transport-level connection is up: the Fabrics Connect command may be sent.
+    Ready,
+}
+
+/// Host side of one queue pair.
+pub trait HostQpair {
+    /// Makes progress on connection setup; call from the poll loop until `Ready`.
+    fn poll_connect(&mut self, now_ns: u64) -> Result<ConnectProgress, TransportError>;
+
+    /// Queues a command capsule. Nothing goes on the wire before [`HostQpair::flush`].
+    ///
+    /// # Safety
+    /// The memory `data` points at must stay valid, and must not be read (for
+    /// `FromController`) or written (for either) by anyone else, until
+    /// [`HostQpair::poll`] reports the completion for `sqe.cid`, or until the
+    /// queue pair returns an error or is dropped.
+    unsafe fn submit(&mut self, sqe: &Sqe, data: XferBuf) -> Result<(), TransportError>;
+
+    /// Sends what was queued, as much as the fabric takes now, batching many
+    /// PDUs per system call. What did not fit stays queued for the next call.
+    fn flush(&mut self) -> Result<(), TransportError>;
+
+    /// Receives what has arrived and moves data phases along; calls `on_done`
+    /// for every finished command (read data has landed by then). Returns the
+    /// number of completions.
+    fn poll<F: FnMut(Cqe)>(&mut self, now_ns: u64, on_done: F) -> Result<usize, TransportError>;
+
+    /// Largest data length that goes inside the command capsule.
+    fn in_capsule_data_size(&self) -> u32;
+}
+
+/// Creates host queue pairs.
+pub trait HostTransport {
+    /// The queue pair type.
+    type Qpair: HostQpair;
+
+    /// Starts a non-blocking connection to `trid`; drive it with
+    /// [`HostQpair::poll_connect`].
+    fn connect(&mut self, trid: &TransportId, opts: &QpairOptions) -> Result<Self::Qpair, TransportError>;
+}
+
+/// Options a target transport is created with (`nvmf_create_transport`).
+#[derive(Debug, Clone)]
+pub struct TargetOptions {
+    /// Largest data length accepted inside a command capsule (`-c`).
+    pub in_capsule_data_size: u32,
+    /// Largest transfer of one command (`-i`); MDTS is derived from it.
+    pub max_io_size: u32,
+    /// Largest data in one H2CData PDU / RDMA operation (`-u`).
+    pub io_unit_size: u32,
+    /// Most command slots per queue pair (`-q`).
+    pub max_queue_depth: u16,
+    /// Most queue pairs per controller (`-m`).
+    pub max_qpairs_per_ctrlr: u16,
+}
+
+impl Default for TargetOptions {
+    fn default() -> Self {
+        // SPDK's TCP defaults, except the larger max IO size so that 1 MiB
+        // commands go without splitting.
+        TargetOptions {
+            in_capsule_data_size: 4096,
+            max_io_size: 1 << 20,
+            io_unit_size: 131_072,
+            max_queue_depth: 128,
+            max_qpairs_per_ctrlr: 128,
+        }
+    }
+}
+
+/// A command whose data (for writes) is in hand, ready to execute.
+#[derive(Debug, Clone, Copy)]
+pub struct TargetCommand {
+    /// The transport's handle for this command; pass it back to
+    /// [`TargetQpair::data_mut`] and [`TargetQpair::complete`].
+    pub slot: u16,
+    /// The command capsule.
+    pub sqe: Sqe,
+}
+
+/// Target side of one queue pair.
+pub trait TargetQpair {
+    /// Receives what has arrived, moves data phases along (R2T/H2CData, RDMA
+    /// READ), and queues commands that are ready. Returns how many PDUs or
+    /// completions were processed, so the caller can tell idle from busy.
+    fn poll(&mut self, now_ns: u64) -> Result<usize, TransportError>;
+
+    /// The next command ready to execute, in arrival order.
+    fn next_command(&mut self) -> Option<TargetCommand>;
+
+    /// The data buffer of a command: for a write, the data received; for a
+    /// read, where to put the data (its length is the command's transfer length).
+    fn data_mut(&mut self, slot: u16) -> &mut [u8];
+
+    /// Completes a command: for a successful read, the first `data_len` bytes
+    /// of its buffer go to the host first; then the response capsule. Frees the slot.
+    fn complete(&mut self, slot: u16, cqe: &Cqe, data_len: u32);
+
+    /// Sends what was queued, as [`HostQpair::flush`].
+    fn flush(&mut self) -> Result<(), TransportError>;
+
+    /// The peer's address, for logs and `nvmf_subsystem_get_qpairs`.
+    fn peer_addr(&self) -> String;
+}
+
+/// Accepts target queue pairs on one listen address.
+pub trait TargetListener {
+    /// The queue pair type.
+    type Qpair: TargetQpair + Send + 'static;
+
+    /// Accepts one pending connection, if any; never blocks.
+    fn accept(&mut self) -> Result<Option<Self::Qpair>, TransportError>;
+}
+
+/// Creates listeners.
+pub trait TargetTransport {
+    /// The listener type.
+    type Listener: TargetListener + Send + 'static;
+
+    /// Listens on `traddr:trsvcid`.
+    fn listen(&self, traddr: &str, trsvcid: &str, opts: &TargetOptions) -> Result<Self::Listener, TransportError>;
+}
