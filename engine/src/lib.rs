@@ -1,14 +1,30 @@
 //! The polled-mode IO engine: one pinned reactor per core, timers, lock-free
-//! rings between cores, request and buffer pools, the transport interface, and
-//! the NVMe-oF host controller (connect, identify, keep-alive, IO queues).
+//! rings between cores, IO buffers, the transport interface, and the NVMe-oF
+//! host controller (connect, identify, keep-alive, IO queues on every core).
 //!
-//! It does not know any fabric: transports (`transport-tcp`, `transport-rdma`)
-//! implement [`transport`]'s traits. Multipath lives above it.
+//! It knows no fabric: transports (`transport-tcp`, later `transport-rdma`)
+//! implement [`transport`]'s traits and are plugged in by type. Multipath and
+//! the gateway live above it.
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod api;
+pub mod buf;
+pub mod clock;
+pub mod host;
+pub mod reactor;
+pub mod ring;
 pub mod transport;
 pub mod trid;
 
+pub use api::{format_uuid, Controller, ControllerOptions, Engine, EngineError, EngineOptions};
+pub use buf::{BufPool, IoBuf};
+pub use clock::{Clock, ManualClock, MonotonicClock};
+pub use host::{
+    ControllerData, CoreJob, HostCore, IoCompletion, IoContext, IoOp, JobStatus, Namespace, NamespaceData, SubmitError,
+    SubmitErrorKind,
+};
+pub use reactor::{parse_core_mask, IdlePolicy, Poller, Reactor, ReactorCtx, ReactorSender, ReactorSet};
+pub use ring::{IoChannel, RingIo, RingJob};
 pub use transport::{
     ConnectProgress, HostQpair, HostTransport, QpairOptions, TargetCommand, TargetListener, TargetOptions, TargetQpair,
     TargetTransport, TransportError, XferBuf,

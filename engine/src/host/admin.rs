@@ -1,0 +1,416 @@
+//! The admin queue of one controller: bring-up (Connect, CC.EN/CSTS.RDY,
+//! Identify, Number of Queues, namespaces), then keep-alive and asynchronous
+//! event requests.
+//!
+//! Bring-up is one explicit state machine: [`AdminQueue::step`] holds every
+//! transition. One bring-up command is in flight at a time, always with
+//! command ID [`INIT_CID`]; keep-alive and AERs use their own fixed IDs, so the
+//! admin queue needs no slot allocator.
+
+use protocol::{opcode, Cqe, Sqe};
+
+use crate::buf::IoBuf;
+use crate::host::connect_data;
+use crate::host::identify;
+use crate::host::ControllerData;
+use crate::transport::{ConnectProgress, HostQpair, XferBuf};
+
+/// Command ID of the bring-up command in flight.
+const INIT_CID: u16 = 0;
+/// Command ID of the keep-alive.
+const KEEP_ALIVE_CID: u16 = 1;
+/// First command ID of the asynchronous event requests.
+const FIRST_AER_CID: u16 = 2;
+/// AERs kept outstanding at most (capped by the controller's AERL).
+const MAX_AERS: u16 = 4;
+/// Admin queue entries; bring-up, keep-alive and AERs need far fewer.
+pub(crate) const ADMIN_QUEUE_DEPTH: u16 = 32;
+
+/// Property offsets (NVMe Base 2.0c §3.1.4).
+const PROP_CAP: u32 = 0x00;
+const PROP_VS: u32 = 0x08;
+const PROP_CC: u32 = 0x14;
+const PROP_CSTS: u32 = 0x1C;
+
+/// Where bring-up stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum AdminState {
+    /// Transport connection being set up.
+    TransportConnecting,
+    /// Fabrics Connect in flight.
+    Connecting,
+    /// Property Get CAP in flight.
+    ReadingCap,
+    /// Property Get VS in flight.
+    ReadingVersion,
+    /// Property Set CC (EN=1) in flight.
+    Enabling,
+    /// Polling CSTS until RDY=1; a poll is in flight or due at `next_poll_ns`.
+    WaitingReady { poll_in_flight: bool, next_poll_ns: u64 },
+    /// Identify Controller in flight.
+    IdentifyingController,
+    /// Set Features Number of Queues in flight.
+    SettingQueueCount,
+    /// Identify Active Namespace ID list in flight.
+    ListingNamespaces,
+    /// Identify Namespace in flight for `active_nsids[index]`.
+    IdentifyingNamespace { index: usize },
+    /// Identify Namespace Identification Descriptors in flight for `active_nsids[index]`.
+    ReadingNsDescriptors { index: usize },
+    /// Up: IO queues may connect.
+    Ready,
+    /// Dead, with the reason.
+    Failed(String),
+}
+
+/// What happened to the admin queue.
+#[derive(Debug)]
+pub(crate) enum AdminEvent {
+    /// The transport connection is up.
+    TransportReady,
+    /// A bring-up command completed.
+    InitDone(Cqe),
+    /// Time passed.
+    Tick,
+}
+
+/// What bring-up wants done next.
+enum Next {
+    Send(Sqe, DataPhase),
+    Wait,
+    Ready,
+    Fail(String),
+}
+
+#[derive(Clone, Copy)]
+enum DataPhase {
+    None,
+    ToController(usize),
+    FromController(usize),
+}
+
+/// Options of a controller's admin queue.
+#[derive(Debug, Clone)]
+pub(crate) struct AdminOptions {
+    pub(crate) io_queues_wanted: u16,
+    pub(crate) keep_alive_timeout_ms: u32,
+    pub(crate) bringup_timeout_ns: u64,
+}
+
+/// One controller's admin queue.
+pub(crate) struct AdminQueue<Q: HostQpair> {
+    transport: Q,
+    state: AdminState,
+    opts: AdminOptions,
+    data: IoBuf,
+    deadline_ns: u64,
+    cap: u64,
+    controller: ControllerData,
+    active_nsids: Vec<u32>,
+    keep_alive_in_flight: bool,
+    next_keep_alive_ns: u64,
+    aers_outstanding: u16,
+    /// Async events seen since attach (dword 0 of each AER completion).
+    pub(crate) async_events: Vec<u32>,
+}
+
+impl<Q: HostQpair> AdminQueue<Q> {
+    pub(crate) fn new(
+        transport: Q,
+        opts: AdminOptions,
+        subnqn: &str,
+        hostnqn: &str,
+        hostid: [u8; 16],
+        now_ns: u64,
+    ) -> Self {
+        let mut data = IoBuf::new(4096);
+        // Dynamic controller model: CNTLID FFFFh asks the target to pick one.
+        connect_data::encode(data.as_mut_slice(), hostid, 0xFFFF, subnqn, hostnqn);
+        AdminQueue {
+            transport,
+            state: AdminState::TransportConnecting,
+            deadline_ns: now_ns.saturating_add(opts.bringup_timeout_ns),
+            opts,
+            data,
+            cap: 0,
+            controller: ControllerData::default(),
+            active_nsids: Vec::new(),
+            keep_alive_in_flight: false,
+            next_keep_alive_ns: 0,
+            aers_outstanding: 0,
+            async_events: Vec::new(),
+        }
+    }
+
+    pub(crate) fn state(&self) -> &AdminState {
+        &self.state
+    }
+
+    pub(crate) fn controller(&self) -> &ControllerData {
+        &self.controller
+    }
+
+    /// Every bring-up transition, in one place.
+    fn step(&mut self, event: AdminEvent, now_ns: u64) -> Next {
+        use AdminState as S;
+        let (kind, cqe) = match event {
+            AdminEvent::TransportReady => (Ev::TransportReady, None),
+            AdminEvent::InitDone(cqe) => (Ev::Done, Some(cqe)),
+            AdminEvent::Tick => (Ev::Tick, None),
+        };
+        if let Some(c) = &cqe {
+            if !c.status().is_success() {
+                return Next::Fail(format!("{:?} failed: {}", self.state, c.status()));
+            }
+        }
+        if !matches!(self.state, S::Ready | S::Failed(_)) && now_ns > self.deadline_ns {
+            return Next::Fail(format!("bring-up timed out in {:?}", self.state));
+        }
+        match (&self.state, kind) {
+            (S::TransportConnecting, Ev::TransportReady) => {
+                self.state = S::Connecting;
+                Next::Send(
+                    Sqe::connect(0, ADMIN_QUEUE_DEPTH - 1, self.opts.keep_alive_timeout_ms),
+                    DataPhase::ToController(connect_data::LEN),
+                )
+            }
+            (S::Connecting, Ev::Done) => {
+                let c = cqe.unwrap_or_default();
+                self.controller.cntlid = c.dw0 as u16;
+                self.state = S::ReadingCap;
+                Next::Send(Sqe::property_get(PROP_CAP, true), DataPhase::None)
+            }
+            (S::ReadingCap, Ev::Done) => {
+                let c = cqe.unwrap_or_default();
+                self.cap = u64::from(c.dw0) | (u64::from(c.dw1) << 32);
+                // CAP.TO (bits 31:24) is the worst-case ready time in 500 ms units.
+                let to_ns = ((self.cap >> 24) & 0xFF).max(1) * 500_000_000;
+                self.deadline_ns = self.deadline_ns.max(now_ns.saturating_add(to_ns));
+                self.state = S::ReadingVersion;
+                Next::Send(Sqe::property_get(PROP_VS, false), DataPhase::None)
+            }
+            (S::ReadingVersion, Ev::Done) => {
+                self.controller.version = cqe.unwrap_or_default().dw0;
+                self.state = S::Enabling;
+                // CC: EN=1, IOSQES=6 (64 B), IOCQES=4 (16 B), MPS=0 (4 KiB), CSS=NVM.
+                let cc: u64 = 1 | (6 << 16) | (4 << 20);
+                Next::Send(Sqe::property_set(PROP_CC, false, cc), DataPhase::None)
+            }
+            (S::Enabling, Ev::Done) => {
+                self.state = S::WaitingReady { poll_in_flight: true, next_poll_ns: now_ns };
+                Next::Send(Sqe::property_get(PROP_CSTS, false), DataPhase::None)
+            }
+            (S::WaitingReady { .. }, Ev::Done) => {
+                let csts = cqe.unwrap_or_default().dw0;
+                if csts & 0b10 != 0 {
+                    return Next::Fail("controller fatal status (CSTS.CFS) during enable".into());
+                }
+                if csts & 1 == 1 {
+                    self.state = S::IdentifyingController;
+                    return Next::Send(identify::sqe(identify::CNS_CONTROLLER, 0), DataPhase::FromController(4096));
+                }
+                self.state = S::WaitingReady { poll_in_flight: false, next_poll_ns: now_ns + 1_000_000 };
+                Next::Wait
+            }
+            (S::WaitingReady { poll_in_flight: false, next_poll_ns }, Ev::Tick) if now_ns >= *next_poll_ns => {
+                self.state = S::WaitingReady { poll_in_flight: true, next_poll_ns: now_ns };
+                Next::Send(Sqe::property_get(PROP_CSTS, false), DataPhase::None)
+            }
+            (S::IdentifyingController, Ev::Done) => {
+                let cntlid = self.controller.cntlid;
+                let version = self.controller.version;
+                self.controller = identify::parse_controller(self.data.as_slice());
+                self.controller.cntlid = cntlid;
+                self.controller.version = version;
+                self.controller.mqes = (self.cap & 0xFFFF) as u16;
+                self.state = S::SettingQueueCount;
+                let n = u32::from(self.opts.io_queues_wanted.max(1) - 1);
+                let sqe = Sqe { opc: opcode::admin::SET_FEATURES, cdw10: 0x07, cdw11: n | (n << 16), ..Sqe::default() };
+                Next::Send(sqe, DataPhase::None)
+            }
+            (S::SettingQueueCount, Ev::Done) => {
+                let dw0 = cqe.unwrap_or_default().dw0;
+                // Granted counts, 0's based; the smaller of SQs and CQs bounds us.
+                let granted = ((dw0 & 0xFFFF).min(dw0 >> 16) + 1) as u16;
+                if granted < self.opts.io_queues_wanted {
+                    return Next::Fail(format!(
+                        "controller grants {granted} IO queues, {} reactors need one each",
+                        self.opts.io_queues_wanted
+                    ));
+                }
+                self.controller.io_queues_granted = granted;
+                self.state = S::ListingNamespaces;
+                Next::Send(identify::sqe(identify::CNS_ACTIVE_NS_LIST, 0), DataPhase::FromController(4096))
+            }
+            (S::ListingNamespaces, Ev::Done) => {
+                self.active_nsids = identify::parse_ns_list(self.data.as_slice());
+                self.identify_next_namespace(0)
+            }
+            (S::IdentifyingNamespace { index }, Ev::Done) => {
+                let index = *index;
+                let nsid = self.active_nsids.get(index).copied().unwrap_or(0);
+                match identify::parse_namespace(nsid, self.data.as_slice()) {
+                    Some(ns) => self.controller.namespaces.push(ns),
+                    None => return self.identify_next_namespace(index + 1),
+                }
+                self.state = S::ReadingNsDescriptors { index };
+                Next::Send(identify::sqe(identify::CNS_NS_DESCRIPTORS, nsid), DataPhase::FromController(4096))
+            }
+            (S::ReadingNsDescriptors { index }, Ev::Done) => {
+                let index = *index;
+                if let Some(ns) = self.controller.namespaces.last_mut() {
+                    identify::apply_ns_descriptors(ns, self.data.as_slice());
+                }
+                self.identify_next_namespace(index + 1)
+            }
+            (S::Ready | S::Failed(_), _) => Next::Wait,
+            (_, Ev::Tick) => Next::Wait,
+            (state, ev) => Next::Fail(format!("unexpected {ev:?} in {state:?}")),
+        }
+    }
+
+    fn identify_next_namespace(&mut self, index: usize) -> Next {
+        match self.active_nsids.get(index) {
+            Some(&nsid) => {
+                self.state = AdminState::IdentifyingNamespace { index };
+                Next::Send(identify::sqe(identify::CNS_NAMESPACE, nsid), DataPhase::FromController(4096))
+            }
+            None => Next::Ready,
+        }
+    }
+
+    /// Drives bring-up, keep-alive and AERs. Returns work done.
+    pub(crate) fn poll(&mut self, now_ns: u64) -> usize {
+        let mut work = 0;
+        let mut events: [Option<AdminEvent>; 1] = [None];
+        match self.state {
+            AdminState::Failed(_) => return 0,
+            AdminState::TransportConnecting => match self.transport.poll_connect(now_ns) {
+                Ok(ConnectProgress::Ready) => events[0] = Some(AdminEvent::TransportReady),
+                Ok(ConnectProgress::Pending) => events[0] = Some(AdminEvent::Tick),
+                Err(e) => {
+                    self.state = AdminState::Failed(format!("connect: {e}"));
+                    return 1;
+                }
+            },
+            _ => {
+                let mut init_done = None;
+                let mut ka_done = false;
+                let mut aer_done: Option<Cqe> = None;
+                let r = self.transport.poll(now_ns, |cqe: Cqe| match cqe.cid {
+                    INIT_CID => init_done = Some(cqe),
+                    KEEP_ALIVE_CID => ka_done = true,
+                    cid if (FIRST_AER_CID..FIRST_AER_CID + MAX_AERS).contains(&cid) => aer_done = Some(cqe),
+                    _ => {}
+                });
+                match r {
+                    Ok(n) => work += n,
+                    Err(e) => {
+                        self.state = AdminState::Failed(format!("admin queue: {e}"));
+                        return 1;
+                    }
+                }
+                if ka_done {
+                    self.keep_alive_in_flight = false;
+                }
+                if let Some(cqe) = aer_done {
+                    self.on_async_event(cqe);
+                }
+                events[0] = Some(init_done.map_or(AdminEvent::Tick, AdminEvent::InitDone));
+            }
+        }
+        if let Some(ev) = events[0].take() {
+            let was_tick = matches!(ev, AdminEvent::Tick);
+            match self.step(ev, now_ns) {
+                Next::Send(sqe, phase) => {
+                    self.send(sqe, INIT_CID, phase);
+                    work += 1;
+                }
+                Next::Wait => {}
+                Next::Ready => {
+                    self.state = AdminState::Ready;
+                    self.next_keep_alive_ns = now_ns + self.keep_alive_interval_ns();
+                    let aers = MAX_AERS.min(u16::from(self.controller.aerl) + 1);
+                    for i in 0..aers {
+                        self.send(
+                            Sqe { opc: opcode::admin::ASYNC_EVENT_REQUEST, ..Sqe::default() },
+                            FIRST_AER_CID + i,
+                            DataPhase::None,
+                        );
+                    }
+                    self.aers_outstanding = aers;
+                    work += 1;
+                }
+                Next::Fail(why) => {
+                    self.state = AdminState::Failed(why);
+                    work += 1;
+                }
+            }
+            if !was_tick {
+                work += 1;
+            }
+        }
+        if self.state == AdminState::Ready
+            && !self.keep_alive_in_flight
+            && now_ns >= self.next_keep_alive_ns
+            && self.opts.keep_alive_timeout_ms > 0
+        {
+            self.send(Sqe { opc: opcode::admin::KEEP_ALIVE, ..Sqe::default() }, KEEP_ALIVE_CID, DataPhase::None);
+            self.keep_alive_in_flight = true;
+            self.next_keep_alive_ns = now_ns + self.keep_alive_interval_ns();
+            work += 1;
+        }
+        if work > 0 {
+            if let Err(e) = self.transport.flush() {
+                self.state = AdminState::Failed(format!("admin queue send: {e}"));
+            }
+        }
+        work
+    }
+
+    /// Keep-alive goes out at half the timeout, as the spec suggests (NVMe Base 2.0c §3.9).
+    fn keep_alive_interval_ns(&self) -> u64 {
+        u64::from(self.opts.keep_alive_timeout_ms) * 1_000_000 / 2
+    }
+
+    fn on_async_event(&mut self, cqe: Cqe) {
+        self.aers_outstanding = self.aers_outstanding.saturating_sub(1);
+        if !cqe.status().is_success() {
+            // Aborted (for example by queue deletion): do not re-arm.
+            return;
+        }
+        // Bounded record; the multipath layer acts on ANA changes.
+        if self.async_events.len() < 1024 {
+            self.async_events.push(cqe.dw0);
+        }
+        self.send(Sqe { opc: opcode::admin::ASYNC_EVENT_REQUEST, ..Sqe::default() }, cqe.cid, DataPhase::None);
+        self.aers_outstanding += 1;
+    }
+
+    fn send(&mut self, mut sqe: Sqe, cid: u16, phase: DataPhase) {
+        sqe.cid = cid;
+        if sqe.flags == 0 {
+            sqe.flags = protocol::sqe::PSDT_SGL_MPTR_CONTIG;
+        }
+        let ptr = self.data.as_ptr();
+        let xfer = match phase {
+            DataPhase::None => XferBuf::None,
+            DataPhase::ToController(len) => XferBuf::ToController { ptr, len: len as u32 },
+            DataPhase::FromController(len) => XferBuf::FromController { ptr, len: len as u32 },
+        };
+        // SAFETY: self.data is owned by this admin queue and only one command
+        // with a data phase (the bring-up command, INIT_CID) is ever in flight;
+        // the buffer is read only after its completion.
+        if let Err(e) = unsafe { self.transport.submit(&sqe, xfer) } {
+            self.state = AdminState::Failed(format!("admin submit: {e}"));
+        }
+    }
+}
+
+/// The kind of an [`AdminEvent`], for matching beside the state.
+#[derive(Debug)]
+enum Ev {
+    TransportReady,
+    Done,
+    Tick,
+}

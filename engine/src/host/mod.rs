@@ -1,0 +1,314 @@
+//! The NVMe-oF host on one core: each attached controller's IO queue pair
+//! (and, on the first core, its admin queue), the jobs that submit IO, and the
+//! routing of completions back to them.
+//!
+//! The hot path, top to bottom: a job calls [`IoContext::submit`] → the
+//! controller's [`io_qpair::IoQpair`] on this core takes a slot and hands the
+//! capsule to the transport → once per loop turn every queue pair is flushed
+//! (one `writev` for many capsules) → [`HostCore::poll`] polls every queue
+//! pair, and each completion goes to the job that submitted it.
+
+pub(crate) mod admin;
+pub(crate) mod connect_data;
+pub(crate) mod identify;
+pub(crate) mod io_qpair;
+
+use std::sync::mpsc::Sender;
+
+use crate::buf::IoBuf;
+use crate::reactor::{Poller, ReactorCtx};
+use crate::transport::{HostQpair, HostTransport};
+use admin::{AdminQueue, AdminState};
+pub use io_qpair::{IoCompletion, IoOp, SubmitError, SubmitErrorKind};
+use io_qpair::{IoQpair, QpairState};
+
+/// Controllers one engine can have attached at once.
+pub const MAX_CONTROLLERS: usize = 64;
+
+/// What Identify told us about a controller.
+#[derive(Debug, Clone, Default)]
+pub struct ControllerData {
+    /// Controller ID given by the target at Connect.
+    pub cntlid: u16,
+    /// Serial number (SN).
+    pub serial_number: String,
+    /// Model number (MN).
+    pub model_number: String,
+    /// Firmware revision (FR).
+    pub firmware_revision: String,
+    /// Subsystem NQN the controller reports.
+    pub subnqn: String,
+    /// Largest transfer of one command (from MDTS); `None` = no limit.
+    pub max_transfer_bytes: Option<u32>,
+    /// Largest in-capsule data (from IOCCSZ).
+    pub in_capsule_data_bytes: u32,
+    /// Keep-alive granularity (KAS, 100 ms units).
+    pub kas: u16,
+    /// Asynchronous event request limit (AERL, 0's based).
+    pub aerl: u8,
+    /// Version property (VS).
+    pub version: u32,
+    /// Maximum queue entries supported (CAP.MQES, 0's based).
+    pub mqes: u16,
+    /// IO queues the controller granted.
+    pub io_queues_granted: u16,
+    /// Active namespaces.
+    pub namespaces: Vec<NamespaceData>,
+}
+
+/// What Identify told us about a namespace.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NamespaceData {
+    /// Namespace ID.
+    pub nsid: u32,
+    /// Size in logical blocks (NSZE).
+    pub num_blocks: u64,
+    /// Logical block size in bytes.
+    pub block_size: u32,
+    /// ANA group (0 when ANA is not reported).
+    pub anagrpid: u32,
+    /// Namespace UUID, if reported.
+    pub uuid: Option<[u8; 16]>,
+    /// Namespace globally unique identifier, if reported.
+    pub nguid: Option<[u8; 16]>,
+    /// IEEE extended unique identifier, if reported.
+    pub eui64: Option<[u8; 8]>,
+}
+
+/// A namespace of an attached controller, as jobs address it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Namespace {
+    /// The engine's index of the controller.
+    pub ctrlr: u16,
+    /// Namespace ID.
+    pub nsid: u32,
+    /// Logical block size in bytes.
+    pub block_size: u32,
+    /// Size in logical blocks.
+    pub num_blocks: u64,
+    /// Largest transfer of one command in bytes.
+    pub max_transfer_bytes: u32,
+}
+
+/// Whether a job wants to keep running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobStatus {
+    /// Poll again.
+    Running,
+    /// Remove the job (once it has no IO outstanding).
+    Finished,
+}
+
+/// Work that runs on one core and submits IO: a benchmark job, the cross-thread
+/// ring server, an application's own poller.
+pub trait CoreJob<Q: HostQpair>: Send {
+    /// Called every loop turn; submit IO through `io`.
+    fn poll(&mut self, io: &mut IoContext<'_, Q>) -> JobStatus;
+    /// Called for each completion of an IO this job submitted.
+    fn on_complete(&mut self, io: &mut IoContext<'_, Q>, done: IoCompletion);
+}
+
+/// A job's view of the core's queue pairs while it runs.
+pub struct IoContext<'a, Q: HostQpair> {
+    ctrlrs: &'a mut [Option<CoreCtrlr<Q>>],
+    job: u16,
+    now_ns: u64,
+    core: usize,
+}
+
+impl<Q: HostQpair> IoContext<'_, Q> {
+    /// Submits an IO on this core's queue pair to the namespace's controller.
+    /// Read and Write need a buffer of at least `num_blocks` blocks; the buffer
+    /// comes back in the completion (or in the error).
+    pub fn submit(
+        &mut self,
+        ns: &Namespace,
+        op: IoOp,
+        lba: u64,
+        num_blocks: u32,
+        buf: Option<IoBuf>,
+        tag: u64,
+    ) -> Result<(), SubmitError> {
+        let Some(Some(ctrlr)) = self.ctrlrs.get_mut(usize::from(ns.ctrlr)) else {
+            return Err(SubmitError { reason: SubmitErrorKind::UnknownNamespace, buf });
+        };
+        let Some(qpair) = ctrlr.io.as_mut() else {
+            return Err(SubmitError { reason: SubmitErrorKind::NotConnected, buf });
+        };
+        qpair.submit(op, ns.nsid, lba, num_blocks, ns.block_size, buf, tag, self.job, self.now_ns)
+    }
+
+    /// Time of this loop turn, in ns on the engine's clock.
+    pub fn now_ns(&self) -> u64 {
+        self.now_ns
+    }
+
+    /// The CPU core this runs on.
+    pub fn core(&self) -> usize {
+        self.core
+    }
+
+    /// IOs outstanding on this core to the namespace's controller.
+    pub fn outstanding(&self, ns: &Namespace) -> usize {
+        match self.ctrlrs.get(usize::from(ns.ctrlr)) {
+            Some(Some(CoreCtrlr { io: Some(q), .. })) => q.outstanding(),
+            _ => 0,
+        }
+    }
+
+    /// Free command slots on this core to the namespace's controller.
+    pub fn free_slots(&self, ns: &Namespace) -> usize {
+        match self.ctrlrs.get(usize::from(ns.ctrlr)) {
+            Some(Some(CoreCtrlr { io: Some(q), .. })) if q.state() == QpairState::Ready => q.depth() - q.outstanding(),
+            _ => 0,
+        }
+    }
+}
+
+/// One controller's queues on one core.
+pub(crate) struct CoreCtrlr<Q: HostQpair> {
+    pub(crate) admin: Option<AdminQueue<Q>>,
+    pub(crate) admin_reply: Option<Sender<Result<ControllerData, String>>>,
+    pub(crate) io: Option<IoQpair<Q>>,
+    pub(crate) io_reply: Option<Sender<Result<(), String>>>,
+}
+
+impl<Q: HostQpair> CoreCtrlr<Q> {
+    pub(crate) fn empty() -> Self {
+        CoreCtrlr { admin: None, admin_reply: None, io: None, io_reply: None }
+    }
+
+    /// Reports bring-up results to whoever waits for them.
+    fn report_progress(&mut self) {
+        if let (Some(admin), Some(_)) = (&self.admin, &self.admin_reply) {
+            let outcome = match admin.state() {
+                AdminState::Ready => Some(Ok(admin.controller().clone())),
+                AdminState::Failed(why) => Some(Err(why.clone())),
+                _ => None,
+            };
+            if let (Some(outcome), Some(tx)) = (outcome, self.admin_reply.take()) {
+                let _ = tx.send(outcome);
+            }
+        }
+        if let (Some(io), Some(_)) = (&self.io, &self.io_reply) {
+            let outcome = match io.state() {
+                QpairState::Ready => Some(Ok(())),
+                QpairState::Failed => Some(Err("IO queue pair failed to connect".to_string())),
+                _ => None,
+            };
+            if let (Some(outcome), Some(tx)) = (outcome, self.io_reply.take()) {
+                let _ = tx.send(outcome);
+            }
+        }
+    }
+}
+
+/// The host engine's poller on one core.
+pub struct HostCore<T: HostTransport> {
+    pub(crate) transport: T,
+    pub(crate) ctrlrs: Vec<Option<CoreCtrlr<T::Qpair>>>,
+    jobs: Vec<Option<Box<dyn CoreJob<T::Qpair>>>>,
+    finished: Vec<bool>,
+    done: Vec<(u16, IoCompletion)>,
+}
+
+impl<T: HostTransport> HostCore<T> {
+    /// A core with no controllers and no jobs.
+    pub fn new(transport: T) -> Self {
+        HostCore {
+            transport,
+            ctrlrs: (0..MAX_CONTROLLERS).map(|_| None).collect(),
+            jobs: Vec::new(),
+            finished: Vec::new(),
+            done: Vec::with_capacity(1024),
+        }
+    }
+
+    /// Adds a job; it is polled from the next loop turn.
+    pub fn add_job(&mut self, job: Box<dyn CoreJob<T::Qpair>>) {
+        match self.jobs.iter().position(Option::is_none) {
+            Some(i) => {
+                self.jobs[i] = Some(job);
+                self.finished[i] = false;
+            }
+            None => {
+                self.jobs.push(Some(job));
+                self.finished.push(false);
+            }
+        }
+    }
+
+    /// Jobs still present.
+    pub fn job_count(&self) -> usize {
+        self.jobs.iter().filter(|j| j.is_some()).count()
+    }
+
+    pub(crate) fn ctrlr_mut(&mut self, index: u16) -> Option<&mut CoreCtrlr<T::Qpair>> {
+        let slot = self.ctrlrs.get_mut(usize::from(index))?;
+        Some(slot.get_or_insert_with(CoreCtrlr::empty))
+    }
+
+    /// Drops a controller's queues on this core; IOs in flight complete with a
+    /// path error first, so their jobs get their buffers back.
+    pub(crate) fn remove_ctrlr(&mut self, index: u16) {
+        if let Some(slot) = self.ctrlrs.get_mut(usize::from(index)) {
+            if let Some(mut c) = slot.take() {
+                if let Some(io) = c.io.as_mut() {
+                    io.fail_all();
+                    io.drain_done(&mut self.done);
+                }
+            }
+        }
+    }
+}
+
+impl<T: HostTransport + 'static> Poller for HostCore<T> {
+    fn poll(&mut self, ctx: &mut ReactorCtx) -> usize {
+        let now_ns = ctx.now_ns;
+        let mut work = 0;
+        for c in self.ctrlrs.iter_mut().flatten() {
+            if let Some(admin) = c.admin.as_mut() {
+                work += admin.poll(now_ns);
+            }
+            if let Some(io) = c.io.as_mut() {
+                work += io.poll(now_ns);
+                io.drain_done(&mut self.done);
+            }
+            c.report_progress();
+        }
+        // Route completions, then let jobs submit more.
+        let mut done = std::mem::take(&mut self.done);
+        for (job, completion) in done.drain(..) {
+            if let Some(Some(j)) = self.jobs.get_mut(usize::from(job)) {
+                let mut io = IoContext { ctrlrs: &mut self.ctrlrs, job, now_ns, core: ctx.core };
+                j.on_complete(&mut io, completion);
+            }
+            work += 1;
+        }
+        self.done = done;
+        for (index, slot) in self.jobs.iter_mut().enumerate() {
+            if let Some(j) = slot {
+                let mut io = IoContext { ctrlrs: &mut self.ctrlrs, job: index as u16, now_ns, core: ctx.core };
+                if j.poll(&mut io) == JobStatus::Finished {
+                    self.finished[index] = true;
+                }
+            }
+        }
+        for c in self.ctrlrs.iter_mut().flatten() {
+            if let Some(io) = c.io.as_mut() {
+                io.flush();
+            }
+        }
+        // A finished job goes once nothing it submitted is still in flight.
+        for (index, slot) in self.jobs.iter_mut().enumerate() {
+            if self.finished[index] && slot.is_some() {
+                let busy = self.ctrlrs.iter().flatten().any(|c| c.io.as_ref().is_some_and(|q| q.outstanding() > 0));
+                if !busy {
+                    *slot = None;
+                    self.finished[index] = false;
+                }
+            }
+        }
+        work
+    }
+}
