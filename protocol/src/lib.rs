@@ -11,12 +11,24 @@
 mod bytes;
 pub mod cqe;
 pub mod error;
+pub mod fabrics;
+pub mod features;
+pub mod identify;
+pub mod log;
 pub mod opcode;
+pub mod property;
+pub mod sgl;
 pub mod sqe;
 pub mod status;
 
 pub use cqe::Cqe;
 pub use error::WireError;
+pub use fabrics::ConnectData;
+pub use features::{AsyncEvent, NumberOfQueues};
+pub use identify::{identify_sqe, IdentifyController, IdentifyNamespace, LbaFormat, NsIdDescriptor};
+pub use log::{AnaGroupDescriptor, AnaState, DiscoveryLogEntry, DiscoveryLogHeader, GetLogPage};
+pub use property::{Cap, Cc, Csts, Vs};
+pub use sgl::SglDescriptor;
 pub use sqe::Sqe;
 pub use status::{Status, StatusCodeType};
 
