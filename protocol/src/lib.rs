@@ -20,6 +20,7 @@ pub mod property;
 pub mod sgl;
 pub mod sqe;
 pub mod status;
+pub mod tcp;
 
 pub use cqe::Cqe;
 pub use error::WireError;
