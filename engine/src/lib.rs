@@ -30,3 +30,9 @@ pub use transport::{
     TargetTransport, TransportError, XferBuf,
 };
 pub use trid::{AdrFam, TrType, TransportId, TridError};
+pub mod sim;
+
+/// True when a command moves data controller-to-host.
+pub(crate) fn opcode_direction_is_read(sqe: &protocol::Sqe) -> bool {
+    sqe.data_direction() == protocol::opcode::DataDirection::ControllerToHost
+}
