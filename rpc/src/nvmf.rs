@@ -1,0 +1,341 @@
+//! `nvmf_*` methods and `framework_get_reactors`, with SPDK's parameter names.
+//!
+//! Listener changes also start and stop sockets through the data plane: an
+//! address shared by several subsystems is listened on once and stopped when
+//! the last subsystem drops it.
+
+use std::str::FromStr;
+
+use engine::{AdrFam, TargetOptions, TrType};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use target::config::{ListenAddress, NamespaceParams, SubsystemParams};
+use target::error::TargetError;
+
+use crate::error::RpcError;
+use crate::gateway::GatewayRpc;
+use crate::params::{expect_no_params, only_default, parse_params, uuid_param};
+
+fn trtype_param(value: &str) -> Result<TrType, RpcError> {
+    TrType::from_str(value).map_err(|_| RpcError::invalid_params(format!("Invalid transport type '{value}'")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // SPDK tuning knobs without an equivalent here are accepted and ignored
+struct CreateTransport {
+    trtype: String,
+    max_queue_depth: Option<u16>,
+    max_io_qpairs_per_ctrlr: Option<u16>,
+    in_capsule_data_size: Option<u32>,
+    max_io_size: Option<u32>,
+    io_unit_size: Option<u32>,
+    dif_insert_or_strip: Option<bool>,
+    // Accepted and ignored: SPDK buffer-pool, timing and socket tuning.
+    max_aq_depth: Option<u32>,
+    num_shared_buffers: Option<u32>,
+    buf_cache_size: Option<u32>,
+    iobuf_small_cache_size: Option<u32>,
+    iobuf_large_cache_size: Option<u32>,
+    zcopy: Option<bool>,
+    c2h_success: Option<bool>,
+    sock_priority: Option<u32>,
+    abort_timeout_sec: Option<u32>,
+    ack_timeout: Option<u32>,
+    data_wr_pool_size: Option<u32>,
+    control_msg_num: Option<u32>,
+    acceptor_poll_rate: Option<u32>,
+}
+
+/// `nvmf_create_transport` → true.
+pub(crate) fn create_transport(gw: &GatewayRpc, params: Option<&Value>) -> Result<Value, RpcError> {
+    let p: CreateTransport = parse_params(params)?;
+    let trtype = trtype_param(&p.trtype)?;
+    only_default("dif_insert_or_strip", p.dif_insert_or_strip, false)?;
+    let defaults = TargetOptions::default();
+    let max_qpairs_per_ctrlr = match p.max_io_qpairs_per_ctrlr {
+        // The admin queue is the extra one; SPDK's limit is the same.
+        Some(io_qpairs) => {
+            io_qpairs.checked_add(1).ok_or_else(|| RpcError::invalid_params("max_io_qpairs_per_ctrlr too large"))?
+        }
+        None => defaults.max_qpairs_per_ctrlr,
+    };
+    let opts = TargetOptions {
+        in_capsule_data_size: p.in_capsule_data_size.unwrap_or(defaults.in_capsule_data_size),
+        max_io_size: p.max_io_size.unwrap_or(defaults.max_io_size),
+        io_unit_size: p.io_unit_size.unwrap_or(defaults.io_unit_size),
+        max_queue_depth: p.max_queue_depth.unwrap_or(defaults.max_queue_depth),
+        max_qpairs_per_ctrlr,
+    };
+    gw.lock_state().create_transport(trtype, opts)?;
+    Ok(json!(true))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GetTransports {
+    trtype: Option<String>,
+}
+
+/// `nvmf_get_transports` → array; a type not created is -19 (ENODEV), as SPDK.
+pub(crate) fn get_transports(gw: &GatewayRpc, params: Option<&Value>) -> Result<Value, RpcError> {
+    let p: GetTransports = parse_params(params)?;
+    let trtype = p.trtype.as_deref().map(trtype_param).transpose()?;
+    gw.lock_state().get_transports_json(trtype).map_err(|e| match e {
+        TargetError::TransportNotFound(_) => RpcError::new(-19, e.to_string()),
+        e => e.into(),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateSubsystem {
+    nqn: String,
+    serial_number: Option<String>,
+    model_number: Option<String>,
+    allow_any_host: Option<bool>,
+    max_namespaces: Option<u32>,
+    min_cntlid: Option<u16>,
+    max_cntlid: Option<u16>,
+    ana_reporting: Option<bool>,
+    passthrough: Option<bool>,
+    enable_nssr: Option<bool>,
+}
+
+/// `nvmf_create_subsystem` → true.
+pub(crate) fn create_subsystem(gw: &GatewayRpc, params: Option<&Value>) -> Result<Value, RpcError> {
+    let p: CreateSubsystem = parse_params(params)?;
+    only_default("passthrough", p.passthrough, false)?;
+    only_default("enable_nssr", p.enable_nssr, false)?;
+    gw.lock_state().create_subsystem(SubsystemParams {
+        nqn: p.nqn,
+        serial_number: p.serial_number,
+        model_number: p.model_number,
+        allow_any_host: p.allow_any_host.unwrap_or(false),
+        max_namespaces: p.max_namespaces,
+        min_cntlid: p.min_cntlid,
+        max_cntlid: p.max_cntlid,
+        ana_reporting: p.ana_reporting.unwrap_or(false),
+    })?;
+    Ok(json!(true))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ByNqn {
+    nqn: String,
+}
+
+/// `nvmf_delete_subsystem` → true; stops listeners no other subsystem uses.
+pub(crate) fn delete_subsystem(gw: &GatewayRpc, params: Option<&Value>) -> Result<Value, RpcError> {
+    let p: ByNqn = parse_params(params)?;
+    let _change = gw.change_guard();
+    let (removed, unused) = {
+        let mut state = gw.lock_state();
+        let removed = state.delete_subsystem(&p.nqn)?;
+        let unused: Vec<ListenAddress> =
+            removed.listeners.iter().filter(|l| !state.listener_in_use(l)).cloned().collect();
+        (removed, unused)
+    };
+    let failures: Vec<String> = unused
+        .iter()
+        .filter_map(|addr| gw.data_plane().stop_listening(addr).err().map(|e| format!("{addr}: {e}")))
+        .collect();
+    if !failures.is_empty() {
+        return Err(RpcError::internal(format!(
+            "subsystem {} deleted, but stopping listeners failed: {}",
+            removed.nqn,
+            failures.join("; ")
+        )));
+    }
+    Ok(json!(true))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NamespaceSpec {
+    bdev_name: String,
+    nsid: Option<u32>,
+    uuid: Option<String>,
+    nguid: Option<String>,
+    /// One ANA group per namespace here, numbered as the NSID.
+    anagrpid: Option<u32>,
+    no_auto_visible: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddNs {
+    nqn: String,
+    namespace: NamespaceSpec,
+}
+
+/// `nvmf_subsystem_add_ns` → the NSID.
+pub(crate) fn add_ns(gw: &GatewayRpc, params: Option<&Value>) -> Result<Value, RpcError> {
+    let p: AddNs = parse_params(params)?;
+    let ns = p.namespace;
+    only_default("no_auto_visible", ns.no_auto_visible, false)?;
+    if let (Some(anagrpid), Some(nsid)) = (ns.anagrpid, ns.nsid.filter(|&n| n != 0)) {
+        only_default("anagrpid", Some(anagrpid), nsid)?;
+    } else {
+        only_default("anagrpid", ns.anagrpid.filter(|&g| g != 0), 0)?;
+    }
+    let uuid = ns.uuid.as_deref().map(|u| uuid_param("uuid", u)).transpose()?;
+    let nguid = ns
+        .nguid
+        .as_deref()
+        .map(|g| {
+            target::bdev::parse_nguid(g)
+                .ok_or_else(|| RpcError::invalid_params(format!("Invalid nguid '{g}': need 32 hex digits")))
+        })
+        .transpose()?;
+    let nsid =
+        gw.lock_state().add_ns(&p.nqn, NamespaceParams { bdev_name: ns.bdev_name, nsid: ns.nsid, uuid, nguid })?;
+    Ok(json!(nsid))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RemoveNs {
+    nqn: String,
+    nsid: u32,
+}
+
+/// `nvmf_subsystem_remove_ns` → true.
+pub(crate) fn remove_ns(gw: &GatewayRpc, params: Option<&Value>) -> Result<Value, RpcError> {
+    let p: RemoveNs = parse_params(params)?;
+    gw.lock_state().remove_ns(&p.nqn, p.nsid)?;
+    Ok(json!(true))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListenAddressSpec {
+    trtype: String,
+    adrfam: Option<String>,
+    traddr: String,
+    trsvcid: Option<String>,
+}
+
+impl ListenAddressSpec {
+    fn to_address(&self) -> Result<ListenAddress, RpcError> {
+        let trtype = trtype_param(&self.trtype)?;
+        let adrfam = match &self.adrfam {
+            // SPDK assumes IPv4 for TCP and RDMA when adrfam is absent.
+            None => AdrFam::Ipv4,
+            Some(a) => AdrFam::from_str(a).map_err(|_| RpcError::invalid_params(format!("Invalid adrfam '{a}'")))?,
+        };
+        let trsvcid =
+            self.trsvcid.clone().ok_or_else(|| RpcError::invalid_params("trsvcid is required for TCP and RDMA"))?;
+        Ok(ListenAddress { trtype, adrfam, traddr: self.traddr.clone(), trsvcid })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddListener {
+    nqn: String,
+    listen_address: ListenAddressSpec,
+    secure_channel: Option<bool>,
+}
+
+/// `nvmf_subsystem_add_listener` → true; listens if no subsystem did on this address yet.
+pub(crate) fn add_listener(gw: &GatewayRpc, params: Option<&Value>) -> Result<Value, RpcError> {
+    let p: AddListener = parse_params(params)?;
+    only_default("secure_channel", p.secure_channel, false)?;
+    let addr = p.listen_address.to_address()?;
+    let _change = gw.change_guard();
+    let (first_user, opts) = {
+        let mut state = gw.lock_state();
+        let first_user = !state.listener_in_use(&addr);
+        state.add_listener(&p.nqn, addr.clone())?;
+        let opts = state.transport(addr.trtype).map(|t| t.opts.clone()).unwrap_or_default();
+        (first_user, opts)
+    };
+    if first_user {
+        if let Err(e) = gw.data_plane().listen(&addr, &opts) {
+            // Undo the record: the subsystem does not listen after all.
+            let _ = gw.lock_state().remove_listener(&p.nqn, &addr);
+            return Err(TargetError::Internal(format!("cannot listen on {addr}: {e}")).into());
+        }
+    }
+    Ok(json!(true))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RemoveListener {
+    nqn: String,
+    listen_address: ListenAddressSpec,
+}
+
+/// `nvmf_subsystem_remove_listener` → true; stops the socket when no subsystem uses it any more.
+pub(crate) fn remove_listener(gw: &GatewayRpc, params: Option<&Value>) -> Result<Value, RpcError> {
+    let p: RemoveListener = parse_params(params)?;
+    let addr = p.listen_address.to_address()?;
+    let _change = gw.change_guard();
+    let last_user = {
+        let mut state = gw.lock_state();
+        state.remove_listener(&p.nqn, &addr)?;
+        !state.listener_in_use(&addr)
+    };
+    if last_user {
+        gw.data_plane()
+            .stop_listening(&addr)
+            .map_err(|e| RpcError::from(TargetError::Internal(format!("cannot stop listening on {addr}: {e}"))))?;
+    }
+    Ok(json!(true))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Host {
+    nqn: String,
+    host: String,
+}
+
+/// `nvmf_subsystem_add_host` → true.
+pub(crate) fn add_host(gw: &GatewayRpc, params: Option<&Value>) -> Result<Value, RpcError> {
+    let p: Host = parse_params(params)?;
+    gw.lock_state().add_host(&p.nqn, &p.host)?;
+    Ok(json!(true))
+}
+
+/// `nvmf_subsystem_remove_host` → true.
+pub(crate) fn remove_host(gw: &GatewayRpc, params: Option<&Value>) -> Result<Value, RpcError> {
+    let p: Host = parse_params(params)?;
+    gw.lock_state().remove_host(&p.nqn, &p.host)?;
+    Ok(json!(true))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AllowAnyHost {
+    nqn: String,
+    allow_any_host: bool,
+}
+
+/// `nvmf_subsystem_allow_any_host` → true.
+pub(crate) fn allow_any_host(gw: &GatewayRpc, params: Option<&Value>) -> Result<Value, RpcError> {
+    let p: AllowAnyHost = parse_params(params)?;
+    gw.lock_state().set_allow_any_host(&p.nqn, p.allow_any_host)?;
+    Ok(json!(true))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GetSubsystems {
+    nqn: Option<String>,
+}
+
+/// `nvmf_get_subsystems` → array of subsystem objects.
+pub(crate) fn get_subsystems(gw: &GatewayRpc, params: Option<&Value>) -> Result<Value, RpcError> {
+    let p: GetSubsystems = parse_params(params)?;
+    Ok(gw.lock_state().get_subsystems_json(p.nqn.as_deref())?)
+}
+
+/// `framework_get_reactors` → the data plane's report.
+pub(crate) fn get_reactors(gw: &GatewayRpc, params: Option<&Value>) -> Result<Value, RpcError> {
+    expect_no_params("framework_get_reactors", params)?;
+    Ok(gw.data_plane().reactors())
+}
