@@ -1,11 +1,18 @@
 //! `corepath-bench`'s engine-independent core: command line, IO generation,
-//! data verification, statistics and fio-compatible reports. The engine glue
-//! (connecting, pinning cores, submitting IO) lives in [`glue`] and uses
-//! [`job::Job`] per core.
+//! data verification, statistics, live status and fio-compatible reports.
+//! Connecting to the engine and driving one [`job::Job`] per core is the
+//! [`glue`]'s business.
 #![warn(missing_docs, unreachable_pub)]
+// `u64::is_multiple_of` is newer than the workspace's rust-version (1.80).
+#![allow(unknown_lints, clippy::manual_is_multiple_of)]
 
+pub mod cli;
+pub mod glue;
 pub mod job;
+pub mod plan;
+pub mod report;
 pub mod size;
 pub mod stats;
+pub mod status;
 pub mod verify;
 pub mod workload;

@@ -46,11 +46,7 @@ pub fn parse_size(text: &str) -> Result<u64, SizeError> {
         Some('t') => 40,
         Some(_) => 50,
     };
-    let unit_ok = match (prefix, rest) {
-        (_, "") | (_, "b") => true,
-        (Some(_), "ib") => true,
-        _ => false,
-    };
+    let unit_ok = matches!((prefix, rest), (_, "" | "b") | (Some(_), "ib"));
     if !unit_ok {
         return Err(SizeError::BadSuffix(text.to_string()));
     }

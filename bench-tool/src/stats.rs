@@ -147,13 +147,18 @@ impl DirStats {
         self.bytes += bytes;
     }
 
-    /// The latency below which `percent` of IOs completed, from the histogram.
+    /// The latency at or below which `percent` of IOs completed: the
+    /// histogram's value for the sample of rank ⌈percent·N/100⌉.
     pub fn clat_percentile_ns(&self, percent: f64) -> u64 {
-        if self.clat_hist_ns.is_empty() {
-            0
-        } else {
-            self.clat_hist_ns.value_at_quantile(percent / 100.0)
+        let count = self.clat_hist_ns.len();
+        if count == 0 {
+            return 0;
         }
+        // The rank is computed here, with a margin for rounding (99.9 % of 1000
+        // must be rank 999, not 1000), then passed as the middle of that rank
+        // so that hdrhistogram's own ceil() lands on it.
+        let rank = (percent * count as f64 / 100.0 - 1e-6).ceil().clamp(1.0, count as f64);
+        self.clat_hist_ns.value_at_quantile((rank - 0.5) / count as f64)
     }
 
     /// Adds another direction's statistics.
@@ -485,7 +490,10 @@ mod tests {
         assert_eq!(a.read.clat_ns.min(), 1_000);
         assert_eq!(a.read.clat_ns.max(), 200_000);
         let p50 = a.read.clat_percentile_ns(50.0);
-        assert!((100_000..=100_100).contains(&p50), "{p50}");
+        assert_eq!(p50, a.read.clat_hist_ns.highest_equivalent(100_000));
+        assert_eq!(a.read.clat_percentile_ns(99.5), a.read.clat_hist_ns.highest_equivalent(199_000));
+        assert_eq!(a.read.clat_percentile_ns(100.0), a.read.clat_hist_ns.highest_equivalent(200_000));
+        assert_eq!(a.read.clat_percentile_ns(0.0), a.read.clat_hist_ns.highest_equivalent(1_000));
         assert_eq!(a.write.ios, 1);
         assert_eq!(a.io_errors(), 1);
         assert_eq!(a.first_io_error_status, Some(0x371));

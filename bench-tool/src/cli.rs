@@ -1,0 +1,574 @@
+//! The command line (fio's option names where fio has one) and the validated
+//! [`BenchConfig`] made from it.
+
+use core::str::FromStr;
+
+use clap::{Parser, ValueEnum};
+use engine::TransportId;
+
+use crate::size::{format_size, parse_size};
+use crate::workload::RwPattern;
+
+/// The seed used when `--seed` is not given, so that runs repeat by default.
+pub const DEFAULT_SEED: u64 = 0x00C0_4E9A_7B3E_5EED;
+
+/// Most cores a mask may name.
+pub const MAX_CORES: u32 = 1024;
+
+const LONG_ABOUT: &str = "\
+A fio-like load generator for corepath's NVMe-oF host engine.
+
+Each core in --cpumask runs one job that keeps --iodepth IOs outstanding for
+--runtime seconds (time based, as fio's --time_based), after --ramp_time seconds
+that are not measured.
+
+Target: give one --trid per path to a remote controller, e.g.
+  --trid 'trtype:tcp adrfam:ipv4 traddr:127.0.0.2 trsvcid:4420 subnqn:nqn.2021-06.io.spdk:ctc_rbd0'
+Without --trid, corepath-bench starts an in-process gateway and runs against it
+(--embedded is then implied). With both --embedded and --trid, the in-process
+gateway listens on the given addresses.
+
+--verify stamps every written block with its offset, a generation and a CRC and
+checks every read against the last acknowledged write; jobs then use disjoint
+parts of the region and never have two IOs on one block at once.";
+
+/// Report format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// fio's human-readable report.
+    Normal,
+    /// fio's JSON report (same field names), plus a "corepath" object per job.
+    Json,
+}
+
+/// Cores as given by `--cpumask`, ascending and distinct.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoreList(pub Vec<u32>);
+
+/// Why a core mask was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CpumaskError {
+    /// Not a hex mask or core list.
+    #[error("'{0}' is neither a hex mask (0x3) nor a core list (1,3 or [0-2,5])")]
+    Malformed(String),
+    /// A core number beyond [`MAX_CORES`].
+    #[error("core {0} is beyond the limit of {MAX_CORES} cores")]
+    CoreTooLarge(u64),
+    /// No core selected.
+    #[error("the core mask selects no core")]
+    Empty,
+    /// A range whose end is below its start.
+    #[error("range {0} runs backwards")]
+    BackwardsRange(String),
+}
+
+/// Parses an SPDK-style core mask: a hex mask with or without `0x` (`0x2`,
+/// `ff`), or a core list of numbers and ranges, optionally in brackets
+/// (`1,3`, `[0-2,5]`). A bare number is a hex mask, as in SPDK (`3` = cores 0
+/// and 1); write `[3]` for core 3 alone.
+pub fn parse_cpumask(text: &str) -> Result<CoreList, CpumaskError> {
+    let text = text.trim();
+    let malformed = || CpumaskError::Malformed(text.to_string());
+    let mut cores = Vec::new();
+    let is_list = text.starts_with('[') || text.contains(',') || text.contains('-');
+    if is_list {
+        let inner = text.strip_prefix('[').map_or(Some(text), |t| t.strip_suffix(']')).ok_or_else(malformed)?;
+        for item in inner.split(',') {
+            let item = item.trim();
+            let (first, last) = match item.split_once('-') {
+                Some((a, b)) => (a.trim(), b.trim()),
+                None => (item, item),
+            };
+            let first: u64 = first.parse().map_err(|_| malformed())?;
+            let last: u64 = last.parse().map_err(|_| malformed())?;
+            if last < first {
+                return Err(CpumaskError::BackwardsRange(item.to_string()));
+            }
+            if last >= u64::from(MAX_CORES) {
+                return Err(CpumaskError::CoreTooLarge(last));
+            }
+            cores.extend(first as u32..=last as u32);
+        }
+    } else {
+        let hex = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")).unwrap_or(text);
+        if hex.is_empty() {
+            return Err(malformed());
+        }
+        for (position, digit) in hex.chars().rev().enumerate() {
+            let nibble = digit.to_digit(16).ok_or_else(malformed)?;
+            for bit in 0..4u64 {
+                if nibble & (1 << bit) != 0 {
+                    let core = position as u64 * 4 + bit;
+                    if core >= u64::from(MAX_CORES) {
+                        return Err(CpumaskError::CoreTooLarge(core));
+                    }
+                    cores.push(core as u32);
+                }
+            }
+        }
+    }
+    cores.sort_unstable();
+    cores.dedup();
+    if cores.is_empty() {
+        return Err(CpumaskError::Empty);
+    }
+    Ok(CoreList(cores))
+}
+
+impl FromStr for CoreList {
+    type Err = CpumaskError;
+    fn from_str(s: &str) -> Result<Self, CpumaskError> {
+        parse_cpumask(s)
+    }
+}
+
+/// `corepath-bench`'s command line.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "corepath-bench", version, about = "fio-like load generator for corepath", long_about = LONG_ABOUT)]
+pub struct Args {
+    /// Remote controller to use, SPDK transport ID form; repeat for multipath.
+    /// Without it, an in-process gateway is started (see --embedded).
+    #[arg(long = "trid", value_name = "TRID")]
+    pub trid: Vec<TransportId>,
+
+    /// Start an in-process gateway and run against it (the default without --trid).
+    #[arg(long)]
+    pub embedded: bool,
+
+    /// Access pattern: read, write, randread, randwrite, randrw, rw (= readwrite).
+    #[arg(long, value_name = "PATTERN", default_value = "read")]
+    pub rw: RwPattern,
+
+    /// Percentage of reads in mixed patterns.
+    #[arg(long, value_name = "PCT", default_value_t = 50, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub rwmixread: u8,
+
+    /// Percentage of writes in mixed patterns (overrides --rwmixread).
+    #[arg(long, value_name = "PCT", value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub rwmixwrite: Option<u8>,
+
+    /// Block size of each IO (4k, 128k, 1m, 512...); a multiple of the namespace's block size.
+    #[arg(long, value_name = "SIZE", default_value = "4k", value_parser = parse_size)]
+    pub bs: u64,
+
+    /// IOs kept outstanding per job (core).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub iodepth: u16,
+
+    /// Cores to run jobs on, one job each: hex mask (0x3) or list (1,3 / [0-2]).
+    #[arg(long, value_name = "MASK", default_value = "0x1")]
+    pub cpumask: CoreList,
+
+    /// Measured run time in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub runtime: u64,
+
+    /// Accepted for fio compatibility: runs are always time based.
+    #[arg(long = "time_based", alias = "time-based")]
+    pub time_based: bool,
+
+    /// Seconds of load before measuring starts.
+    #[arg(long = "ramp_time", alias = "ramp-time", value_name = "SECS", default_value_t = 0)]
+    pub ramp_time: u64,
+
+    /// Bytes of the namespace to use, from --offset (default: to the end).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub size: Option<u64>,
+
+    /// Where the used region starts, in bytes.
+    #[arg(long, value_name = "SIZE", default_value = "0", value_parser = parse_size)]
+    pub offset: u64,
+
+    /// Stamp written blocks and check every read (see above).
+    #[arg(long)]
+    pub verify: bool,
+
+    /// With --verify: blocks not yet written must read as zeros (a fresh image).
+    #[arg(long = "verify_expect_zero", alias = "verify-expect-zero")]
+    pub verify_expect_zero: bool,
+
+    /// Report format.
+    #[arg(long = "output-format", alias = "output_format", value_enum, default_value_t = OutputFormat::Normal)]
+    pub output_format: OutputFormat,
+
+    /// Seed of the IO generators (job i uses a seed derived from it and i).
+    #[arg(long, alias = "randseed", value_name = "N")]
+    pub seed: Option<u64>,
+
+    /// Ask for the NVMe/TCP header digest.
+    #[arg(long)]
+    pub hdgst: bool,
+
+    /// Ask for the NVMe/TCP data digest.
+    #[arg(long)]
+    pub ddgst: bool,
+
+    /// Seconds between live status lines on a terminal's stderr (0: none).
+    #[arg(long = "status-interval", alias = "status_interval", value_name = "SECS", default_value_t = 1)]
+    pub status_interval: u64,
+
+    /// Job name in reports.
+    #[arg(long, default_value = "corepath")]
+    pub name: String,
+
+    /// Report all jobs as one, as fio's --group_reporting.
+    #[arg(long = "group_reporting", alias = "group-reporting")]
+    pub group_reporting: bool,
+}
+
+/// What to run against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetMode {
+    /// Start a gateway in this process; `listen` is where (empty: the glue's
+    /// default loopback address).
+    Embedded {
+        /// Listen addresses, one per path.
+        listen: Vec<TransportId>,
+    },
+    /// Connect to remote controllers, one transport ID per path.
+    Remote {
+        /// Paths, in priority order.
+        trids: Vec<TransportId>,
+    },
+}
+
+/// Why the options do not make a runnable configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// `--bs` not a positive multiple of 512 bytes (the smallest NVMe block).
+    #[error("--bs {0} is not a positive multiple of 512")]
+    BadBlockSize(u64),
+    /// `--bs` larger than one command can carry here.
+    #[error("--bs {0} is larger than 4 GiB - 1")]
+    BlockSizeTooLarge(u64),
+    /// `--rwmixread` and `--rwmixwrite` disagree.
+    #[error("--rwmixread {read} and --rwmixwrite {write} do not add up to 100")]
+    RwmixConflict {
+        /// Read share.
+        read: u8,
+        /// Write share.
+        write: u8,
+    },
+    /// `--size 0`.
+    #[error("--size must not be 0")]
+    ZeroSize,
+    /// `--verify_expect_zero` without `--verify`.
+    #[error("--verify_expect_zero needs --verify")]
+    ExpectZeroWithoutVerify,
+}
+
+/// The run to do, validated. Namespace-dependent checks (block size, region
+/// within the namespace) happen in [`crate::plan::plan_jobs`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BenchConfig {
+    /// What to run against.
+    pub target: TargetMode,
+    /// NVMe/TCP header digest.
+    pub header_digest: bool,
+    /// NVMe/TCP data digest.
+    pub data_digest: bool,
+    /// Access pattern.
+    pub pattern: RwPattern,
+    /// Read share for mixed patterns, percent.
+    pub rwmixread_pct: u8,
+    /// Bytes per IO.
+    pub io_size_bytes: u32,
+    /// Outstanding IOs per job.
+    pub iodepth: u16,
+    /// One job per core, in this order.
+    pub cores: Vec<u32>,
+    /// Measured time.
+    pub runtime_ns: u64,
+    /// Unmeasured warm-up.
+    pub ramp_ns: u64,
+    /// Start of the region.
+    pub region_offset_bytes: u64,
+    /// Length of the region (`None`: to the end of the namespace).
+    pub region_size_bytes: Option<u64>,
+    /// Verify data.
+    pub verify: bool,
+    /// Never-written blocks must read as zeros.
+    pub verify_expect_zero: bool,
+    /// Base seed.
+    pub seed: u64,
+    /// Report format.
+    pub output_format: OutputFormat,
+    /// Live status period (0: none).
+    pub status_interval_ns: u64,
+    /// Job name.
+    pub job_name: String,
+    /// Report jobs as one.
+    pub group_reporting: bool,
+}
+
+const NS_PER_S: u64 = 1_000_000_000;
+
+impl BenchConfig {
+    /// Checks the options against each other and converts units.
+    pub fn from_args(args: Args) -> Result<BenchConfig, ConfigError> {
+        if args.bs == 0 || args.bs % 512 != 0 {
+            return Err(ConfigError::BadBlockSize(args.bs));
+        }
+        let io_size_bytes = u32::try_from(args.bs).map_err(|_| ConfigError::BlockSizeTooLarge(args.bs))?;
+        let rwmixread_pct = match args.rwmixwrite {
+            None => args.rwmixread,
+            Some(write) => {
+                // fio: the one given last wins; here the explicit pair must agree
+                // unless --rwmixread was left at its default.
+                if args.rwmixread != 50 && args.rwmixread + write != 100 {
+                    return Err(ConfigError::RwmixConflict { read: args.rwmixread, write });
+                }
+                100 - write
+            }
+        };
+        if args.size == Some(0) {
+            return Err(ConfigError::ZeroSize);
+        }
+        if args.verify_expect_zero && !args.verify {
+            return Err(ConfigError::ExpectZeroWithoutVerify);
+        }
+        let target = if args.embedded || args.trid.is_empty() {
+            TargetMode::Embedded { listen: args.trid }
+        } else {
+            TargetMode::Remote { trids: args.trid }
+        };
+        Ok(BenchConfig {
+            target,
+            header_digest: args.hdgst,
+            data_digest: args.ddgst,
+            pattern: args.rw,
+            rwmixread_pct,
+            io_size_bytes,
+            iodepth: args.iodepth,
+            cores: args.cpumask.0,
+            runtime_ns: args.runtime.saturating_mul(NS_PER_S),
+            ramp_ns: args.ramp_time.saturating_mul(NS_PER_S),
+            region_offset_bytes: args.offset,
+            region_size_bytes: args.size,
+            verify: args.verify,
+            verify_expect_zero: args.verify_expect_zero,
+            seed: args.seed.unwrap_or(DEFAULT_SEED),
+            output_format: args.output_format,
+            status_interval_ns: args.status_interval.saturating_mul(NS_PER_S),
+            job_name: args.name,
+            group_reporting: args.group_reporting,
+        })
+    }
+
+    /// Parses a command line (first item: the program name) into a configuration.
+    pub fn parse_from<I, T>(args: I) -> Result<BenchConfig, CliError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let args = Args::try_parse_from(args).map_err(|e| CliError::Usage(Box::new(e)))?;
+        Ok(BenchConfig::from_args(args)?)
+    }
+
+    /// The options as fio's `"job options"` lists them (name, value), for reports.
+    pub fn job_options(&self) -> Vec<(&'static str, String)> {
+        let mut options = vec![
+            ("name", self.job_name.clone()),
+            ("rw", self.pattern.fio_name().to_string()),
+            ("bs", format_size(u64::from(self.io_size_bytes))),
+            ("iodepth", self.iodepth.to_string()),
+            ("numjobs", self.cores.len().to_string()),
+            ("runtime", (self.runtime_ns / NS_PER_S).to_string()),
+            ("time_based", "1".to_string()),
+            ("randseed", self.seed.to_string()),
+            ("offset", format_size(self.region_offset_bytes)),
+        ];
+        if self.pattern.is_mixed() {
+            options.push(("rwmixread", self.rwmixread_pct.to_string()));
+        }
+        if self.ramp_ns > 0 {
+            options.push(("ramp_time", (self.ramp_ns / NS_PER_S).to_string()));
+        }
+        if let Some(size) = self.region_size_bytes {
+            options.push(("size", format_size(size)));
+        }
+        if self.verify {
+            options.push(("verify", "corepath-stamp".to_string()));
+        }
+        let cores: Vec<String> = self.cores.iter().map(u32::to_string).collect();
+        options.push(("cpus_allowed", cores.join(",")));
+        options
+    }
+}
+
+/// A command line that cannot be run.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// clap's own error (also used for `--help` and `--version`: call `exit()` on it).
+    #[error(transparent)]
+    Usage(Box<clap::Error>),
+    /// Options that contradict each other.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use engine::TrType;
+
+    fn parse(args: &[&str]) -> Result<BenchConfig, CliError> {
+        BenchConfig::parse_from(std::iter::once("corepath-bench").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_hex_masks_and_core_lists() {
+        assert_eq!(parse_cpumask("0x2"), Ok(CoreList(vec![1])));
+        assert_eq!(parse_cpumask("0x3"), Ok(CoreList(vec![0, 1])));
+        assert_eq!(parse_cpumask("3"), Ok(CoreList(vec![0, 1])));
+        assert_eq!(parse_cpumask("0XF0"), Ok(CoreList(vec![4, 5, 6, 7])));
+        assert_eq!(parse_cpumask("0x100000000"), Ok(CoreList(vec![32])));
+        assert_eq!(parse_cpumask("1,3"), Ok(CoreList(vec![1, 3])));
+        assert_eq!(parse_cpumask("[0-2,5]"), Ok(CoreList(vec![0, 1, 2, 5])));
+        assert_eq!(parse_cpumask("[3]"), Ok(CoreList(vec![3])));
+        assert_eq!(parse_cpumask("3,1,3"), Ok(CoreList(vec![1, 3])));
+        assert_eq!(parse_cpumask(" 1 , 2 "), Ok(CoreList(vec![1, 2])));
+    }
+
+    #[test]
+    fn rejects_bad_masks() {
+        assert_eq!(parse_cpumask("0x0"), Err(CpumaskError::Empty));
+        assert!(matches!(parse_cpumask("0x"), Err(CpumaskError::Malformed(_))));
+        assert!(matches!(parse_cpumask(""), Err(CpumaskError::Malformed(_))));
+        assert!(matches!(parse_cpumask("0xg"), Err(CpumaskError::Malformed(_))));
+        assert!(matches!(parse_cpumask("[1,2"), Err(CpumaskError::Malformed(_))));
+        assert!(matches!(parse_cpumask("1,,2"), Err(CpumaskError::Malformed(_))));
+        assert!(matches!(parse_cpumask("a,b"), Err(CpumaskError::Malformed(_))));
+        assert!(matches!(parse_cpumask("3-1"), Err(CpumaskError::BackwardsRange(_))));
+        assert_eq!(parse_cpumask("[2000]"), Err(CpumaskError::CoreTooLarge(2000)));
+        assert!(matches!(parse_cpumask(&format!("0x1{}", "0".repeat(300))), Err(CpumaskError::CoreTooLarge(_))));
+    }
+
+    #[test]
+    fn defaults_match_the_documented_ones() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.target, TargetMode::Embedded { listen: vec![] });
+        assert_eq!(c.pattern, RwPattern::Read);
+        assert_eq!(c.rwmixread_pct, 50);
+        assert_eq!(c.io_size_bytes, 4096);
+        assert_eq!(c.iodepth, 1);
+        assert_eq!(c.cores, [0]);
+        assert_eq!(c.runtime_ns, 10 * NS_PER_S);
+        assert_eq!(c.ramp_ns, 0);
+        assert_eq!(c.status_interval_ns, NS_PER_S);
+        assert_eq!(c.seed, DEFAULT_SEED);
+        assert_eq!(c.output_format, OutputFormat::Normal);
+        assert_eq!((c.region_offset_bytes, c.region_size_bytes), (0, None));
+        assert!(!c.verify && !c.header_digest && !c.data_digest);
+    }
+
+    #[test]
+    fn parses_a_full_fio_style_command_line() {
+        let c = parse(&[
+            "--trid",
+            "trtype:tcp adrfam:ipv4 traddr:127.0.0.2 trsvcid:4420 subnqn:nqn.2021-06.io.spdk:ctc_rbd0",
+            "--trid=trtype:tcp traddr:127.0.0.3 subnqn:nqn.2021-06.io.spdk:ctc_rbd0",
+            "--rw=randrw",
+            "--rwmixread",
+            "70",
+            "--bs=128k",
+            "--iodepth=32",
+            "--cpumask=0x6",
+            "--runtime=30",
+            "--time_based",
+            "--ramp_time=2",
+            "--size=1g",
+            "--offset=1m",
+            "--verify",
+            "--output-format=json",
+            "--seed=9",
+            "--hdgst",
+            "--ddgst",
+            "--status-interval=0",
+            "--group_reporting",
+        ])
+        .unwrap();
+        let TargetMode::Remote { trids } = &c.target else { panic!("{:?}", c.target) };
+        assert_eq!(trids.len(), 2);
+        assert_eq!(trids[0].trtype, TrType::Tcp);
+        assert_eq!(trids[1].traddr, "127.0.0.3");
+        assert_eq!(c.pattern, RwPattern::RandRw);
+        assert_eq!(c.rwmixread_pct, 70);
+        assert_eq!(c.io_size_bytes, 128 << 10);
+        assert_eq!(c.iodepth, 32);
+        assert_eq!(c.cores, [1, 2]);
+        assert_eq!(c.runtime_ns, 30 * NS_PER_S);
+        assert_eq!(c.ramp_ns, 2 * NS_PER_S);
+        assert_eq!((c.region_offset_bytes, c.region_size_bytes), (1 << 20, Some(1 << 30)));
+        assert!(c.verify && c.header_digest && c.data_digest && c.group_reporting);
+        assert_eq!(c.output_format, OutputFormat::Json);
+        assert_eq!(c.seed, 9);
+        assert_eq!(c.status_interval_ns, 0);
+    }
+
+    #[test]
+    fn embedded_with_trid_listens_there() {
+        let c = parse(&["--embedded", "--trid", "trtype:tcp traddr:127.0.0.9"]).unwrap();
+        let TargetMode::Embedded { listen } = c.target else { panic!() };
+        assert_eq!(listen[0].traddr, "127.0.0.9");
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        for bad in [
+            &["--rw", "trim"][..],
+            &["--bs", "4x"],
+            &["--iodepth", "0"],
+            &["--rwmixread", "101"],
+            &["--cpumask", "0x0"],
+            &["--trid", "trtype:tcp"],
+            &["--output-format", "xml"],
+            &["--runtime", "0"],
+        ] {
+            assert!(matches!(parse(bad), Err(CliError::Usage(_))), "{bad:?}");
+        }
+        assert!(matches!(parse(&["--bs", "1000"]), Err(CliError::Config(ConfigError::BadBlockSize(1000)))));
+        assert!(matches!(parse(&["--bs", "4g"]), Err(CliError::Config(ConfigError::BlockSizeTooLarge(_)))));
+        assert!(matches!(parse(&["--size", "0"]), Err(CliError::Config(ConfigError::ZeroSize))));
+        assert!(matches!(
+            parse(&["--rwmixread", "70", "--rwmixwrite", "20"]),
+            Err(CliError::Config(ConfigError::RwmixConflict { read: 70, write: 20 }))
+        ));
+        assert!(matches!(
+            parse(&["--verify_expect_zero"]),
+            Err(CliError::Config(ConfigError::ExpectZeroWithoutVerify))
+        ));
+    }
+
+    #[test]
+    fn rwmixwrite_sets_the_read_share() {
+        assert_eq!(parse(&["--rwmixwrite", "30"]).unwrap().rwmixread_pct, 70);
+        assert_eq!(parse(&["--rwmixread", "70", "--rwmixwrite", "30"]).unwrap().rwmixread_pct, 70);
+    }
+
+    #[test]
+    fn job_options_use_fio_names() {
+        let c = parse(&["--rw=randrw", "--bs=4k", "--cpumask=[1,3]", "--verify"]).unwrap();
+        let options = c.job_options();
+        let get = |name| options.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str());
+        assert_eq!(get("rw"), Some("randrw"));
+        assert_eq!(get("bs"), Some("4k"));
+        assert_eq!(get("numjobs"), Some("2"));
+        assert_eq!(get("rwmixread"), Some("50"));
+        assert_eq!(get("cpus_allowed"), Some("1,3"));
+    }
+
+    #[test]
+    fn help_mentions_the_embedded_default() {
+        use clap::CommandFactory;
+        let help = Args::command().render_long_help().to_string();
+        assert!(help.contains("Without --trid, corepath-bench starts an in-process gateway"));
+        assert!(help.contains("--rwmixread"));
+    }
+}
