@@ -33,6 +33,7 @@ const POLL_INTERVAL: Duration = Duration::from_millis(100);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A running server. Dropping it shuts it down too.
+#[derive(Debug)]
 pub struct ServerHandle {
     path: PathBuf,
     stop: Arc<AtomicBool>,
@@ -160,7 +161,9 @@ fn serve_connection(mut stream: UnixStream, router: &Router, stop: &AtomicBool) 
                             RpcError::invalid_request(format!("request exceeds {limit_bytes} bytes"))
                         }
                     };
-                    let _ = write_response(&mut stream, &error_response(&Value::Null, &error));
+                    if write_response(&mut stream, &error_response(&Value::Null, &error)).is_ok() {
+                        close_after_error(&mut stream);
+                    }
                     return;
                 }
             }
@@ -189,6 +192,27 @@ fn handle_value(router: &Router, value: Value) -> Option<Value> {
             })
         }
         Err((id, error)) => Some(error_response(&id, &error)),
+    }
+}
+
+/// Closes after a fatal error without losing the error response: closing a
+/// Unix socket with unread input resets the peer, which may then never read
+/// our answer. So stop writing, and drain (bounded) what the client still sends.
+fn close_after_error(stream: &mut UnixStream) {
+    const DRAIN_LIMIT_BYTES: usize = 4 * MAX_REQUEST_BYTES;
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let mut sink = [0u8; 16 * 1024];
+    let mut drained = 0;
+    let mut idle_polls = 0;
+    while drained < DRAIN_LIMIT_BYTES && idle_polls < 10 {
+        match stream.read(&mut sink) {
+            Ok(0) => return,
+            Ok(n) => drained += n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {
+                idle_polls += 1
+            }
+            Err(_) => return,
+        }
     }
 }
 

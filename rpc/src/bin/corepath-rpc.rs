@@ -302,7 +302,7 @@ fn request(command: Command) -> anyhow::Result<(String, Value, Output)> {
             ("nvmf_get_transports", params(vec![("trtype", opt(trtype))]), Output::Dict)
         }
         Command::BdevMallocCreate { total_size, block_size, name, uuid } => {
-            if !(total_size > 0.0) || block_size == 0 {
+            if !total_size.is_finite() || total_size <= 0.0 || block_size == 0 {
                 bail!("total_size must be > 0 and block_size must be > 0");
             }
             // rpc.py: num_blocks = int(total_size * 1024 * 1024 // block_size)

@@ -1,0 +1,610 @@
+//! Admin queue commands of one controller: Property Get/Set (CC/CSTS),
+//! Identify, Get Log Page, Set/Get Features, Keep Alive, Asynchronous Event
+//! Request and Abort.
+//!
+//! [`AdminQueue`] is the admin queue's own state and lives on the reactor
+//! that owns the queue; nothing here runs per IO, so the configuration lock
+//! may be taken (discovery log page).
+
+use std::sync::{Arc, Mutex};
+
+use engine::{TargetCommand, TargetQpair, TrType};
+use protocol::features::aen_config;
+use protocol::features::{
+    features_fid, fid, get_features_select, set_features_save, AsyncEvent, FeatureSelect, NumberOfQueues, HOST_ID_EXHID,
+};
+use protocol::identify::{
+    cns, cntrltype, encode_active_ns_list, encode_ns_id_descriptors, identify_cns, ACTIVE_NS_LIST_MAX,
+    IDENTIFY_DATA_BYTES,
+};
+use protocol::log::{encode_ana_log, lid, AnaGroupDescriptor, AnaState, GetLogPage, SmartLog, ANA_LSP_RGO};
+use protocol::opcode::{admin, fctype};
+use protocol::property::{offset as prop, property_size_bytes, Cap, Cc, Csts, ShutdownNotification, ShutdownStatus};
+use protocol::property::{Vs, CAP_CSS_NVM};
+use protocol::status::{command_specific, generic};
+use protocol::{IdentifyController, IdentifyNamespace, LbaFormat, NsIdDescriptor, Status};
+
+use crate::config::TargetState;
+use crate::controller::{lock, pending_event, Controller, ControllerKind, NamespaceTable, AERL};
+use crate::discovery::encode_discovery_page;
+
+/// CAP.TO we report, in 500 ms units: enabling is immediate here, so this
+/// only bounds how long a host waits for a controller that is gone (5 s).
+const CAP_TIMEOUT_500MS_UNITS: u8 = 10;
+/// Error log page entries (ELPE is 0's based): all entries read as zero.
+const ERROR_LOG_ENTRIES: usize = 128;
+/// Firmware revision reported in Identify Controller.
+const FIRMWARE_REVISION: &str = env!("CARGO_PKG_VERSION");
+/// Smallest memory page size (CAP.MPSMIN = 0): MDTS is in these units.
+const MPSMIN_BYTES: u32 = 4096;
+/// Outstanding AERs a controller holds.
+const AER_SLOTS: usize = AERL as usize + 1;
+
+/// What the reactor does with a command after the admin queue looked at it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AdminOutcome {
+    /// Complete now.
+    Complete {
+        /// Status.
+        status: Status,
+        /// Completion dword 0.
+        dw0: u32,
+        /// Completion dword 1 (the upper half of an 8-byte property).
+        dw1: u32,
+        /// Bytes of the data buffer to send to the host.
+        data_len: u32,
+    },
+    /// Held (an AER): completed later.
+    Deferred,
+}
+
+impl AdminOutcome {
+    fn status(status: Status) -> Self {
+        AdminOutcome::Complete { status, dw0: 0, dw1: 0, data_len: 0 }
+    }
+    fn ok() -> Self {
+        Self::status(Status::SUCCESS)
+    }
+    fn ok_dw0(dw0: u32) -> Self {
+        AdminOutcome::Complete { status: Status::SUCCESS, dw0, dw1: 0, data_len: 0 }
+    }
+    fn ok_data(data_len: u32) -> Self {
+        AdminOutcome::Complete { status: Status::SUCCESS, dw0: 0, dw1: 0, data_len }
+    }
+    fn invalid_field() -> Self {
+        Self::status(Status::generic(generic::INVALID_FIELD).with_dnr())
+    }
+    fn invalid_namespace() -> Self {
+        Self::status(Status::generic(generic::INVALID_NAMESPACE).with_dnr())
+    }
+    fn invalid_opcode() -> Self {
+        Self::status(Status::generic(generic::INVALID_OPCODE).with_dnr())
+    }
+    fn sequence_error() -> Self {
+        Self::status(Status::generic(generic::COMMAND_SEQUENCE_ERROR).with_dnr())
+    }
+}
+
+/// Context an admin command may need beyond its controller.
+pub(crate) struct AdminEnv<'a> {
+    /// The configuration (locked only by commands that need it).
+    pub(crate) state: &'a Mutex<TargetState>,
+    /// Discovery log generation counter.
+    pub(crate) discovery_genctr: u64,
+    /// Time of this reactor turn.
+    pub(crate) now_ns: u64,
+}
+
+/// An AER the controller holds.
+#[derive(Debug, Clone, Copy)]
+struct HeldAer {
+    slot: u16,
+    cid: u16,
+}
+
+/// The admin queue's state: registers, features, held AERs.
+#[derive(Debug)]
+pub(crate) struct AdminQueue {
+    pub(crate) ctrl: Arc<Controller>,
+    cc: Cc,
+    csts: Csts,
+    aers: [Option<HeldAer>; AER_SLOTS],
+    async_event_config: u32,
+    arbitration: u32,
+    power_management: u32,
+    interrupt_coalescing: u32,
+    /// Reused buffer for log pages.
+    scratch: Vec<u8>,
+}
+
+impl AdminQueue {
+    pub(crate) fn new(ctrl: Arc<Controller>) -> Self {
+        AdminQueue {
+            ctrl,
+            cc: Cc::default(),
+            csts: Csts::default(),
+            aers: [None; AER_SLOTS],
+            async_event_config: 0,
+            arbitration: 0,
+            power_management: 0,
+            interrupt_coalescing: 0,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Executes one admin command.
+    pub(crate) fn execute<Q: TargetQpair>(
+        &mut self,
+        q: &mut Q,
+        cmd: &TargetCommand,
+        env: &AdminEnv<'_>,
+        sqhd: u16,
+    ) -> AdminOutcome {
+        let sqe = &cmd.sqe;
+        // Any admin command counts as a keep-alive (TP8000 traffic-based keep alive, host side
+        // of it is optional; the target accepting it is always safe).
+        self.ctrl.keep_alive(env.now_ns);
+        if sqe.is_fabrics() {
+            return self.fabrics(q, cmd, sqhd);
+        }
+        // Before CC.EN = 1 only fabrics commands are allowed (NVMe-oF 1.1a §3.5).
+        if !self.cc.en || !self.csts.rdy {
+            return AdminOutcome::sequence_error();
+        }
+        let discovery = self.ctrl.kind == ControllerKind::Discovery;
+        match sqe.opc {
+            admin::IDENTIFY => self.identify(q, cmd),
+            admin::GET_LOG_PAGE => self.get_log_page(q, cmd, env),
+            admin::SET_FEATURES => self.set_features(cmd, env.now_ns),
+            admin::GET_FEATURES => self.get_features(q, cmd),
+            admin::KEEP_ALIVE => AdminOutcome::ok(),
+            admin::ASYNC_EVENT_REQUEST => match self.aers.iter_mut().find(|a| a.is_none()) {
+                Some(free) => {
+                    *free = Some(HeldAer { slot: cmd.slot, cid: sqe.cid });
+                    AdminOutcome::Deferred
+                }
+                None => AdminOutcome::status(Status::command_specific(command_specific::AER_LIMIT_EXCEEDED)),
+            },
+            // Nothing is ever in flight long enough to abort: "command not aborted" (dw0 bit 0).
+            admin::ABORT if !discovery => AdminOutcome::ok_dw0(1),
+            _ => AdminOutcome::invalid_opcode(),
+        }
+    }
+
+    fn fabrics<Q: TargetQpair>(&mut self, q: &mut Q, cmd: &TargetCommand, sqhd: u16) -> AdminOutcome {
+        let sqe = &cmd.sqe;
+        match sqe.fctype() {
+            fctype::PROPERTY_GET => {
+                let Some(size) = property_size_bytes(sqe.property_offset()) else {
+                    return AdminOutcome::invalid_field();
+                };
+                if (size == 8) != sqe.property_size8() {
+                    return AdminOutcome::invalid_field();
+                }
+                let value = match sqe.property_offset() {
+                    prop::CAP => self.cap().to_u64(),
+                    prop::VS => u64::from(Vs::V1_3.to_u32()),
+                    prop::CC => u64::from(self.cc.to_u32()),
+                    prop::CSTS => u64::from(self.csts.to_u32()),
+                    // NSSR reads as 0 when NVM subsystem reset is not supported.
+                    _ => 0,
+                };
+                AdminOutcome::Complete {
+                    status: Status::SUCCESS,
+                    dw0: value as u32,
+                    dw1: (value >> 32) as u32,
+                    data_len: 0,
+                }
+            }
+            fctype::PROPERTY_SET => {
+                if sqe.property_offset() != prop::CC || sqe.property_size8() {
+                    // CAP, VS and CSTS are read-only; NSSR is not supported (CAP.NSSRS = 0).
+                    return AdminOutcome::invalid_field();
+                }
+                self.set_cc(q, Cc::from_u32(sqe.property_value() as u32), sqhd);
+                AdminOutcome::ok()
+            }
+            // A second Connect on a connected queue.
+            fctype::CONNECT => AdminOutcome::sequence_error(),
+            // Disconnect deletes IO queues only (NVMe-oF 1.1a §3.3.2).
+            fctype::DISCONNECT => AdminOutcome::invalid_field(),
+            _ => AdminOutcome::invalid_opcode(),
+        }
+    }
+
+    fn cap(&self) -> Cap {
+        Cap {
+            mqes: self.ctrl.opts.max_queue_depth.saturating_sub(1),
+            cqr: true,
+            ams: 0,
+            to: CAP_TIMEOUT_500MS_UNITS,
+            dstrd: 0,
+            nssrs: false,
+            css: CAP_CSS_NVM,
+            bps: false,
+            mpsmin: 0,
+            mpsmax: 0,
+        }
+    }
+
+    /// A write to CC: EN 0 → 1 makes the controller ready at once; EN 1 → 0
+    /// resets it (IO queues and AERs go); SHN completes shutdown at once.
+    fn set_cc<Q: TargetQpair>(&mut self, q: &mut Q, new: Cc, sqhd: u16) {
+        let old = self.cc;
+        if new.en && !old.en {
+            self.csts.rdy = true;
+            self.ctrl.enable();
+        } else if !new.en && old.en {
+            self.csts = Csts::default();
+            self.ctrl.reset();
+            self.abort_aers(q, sqhd);
+        }
+        if new.shn != ShutdownNotification::None && old.shn == ShutdownNotification::None {
+            // Nothing is cached here: shutdown is complete as soon as it is asked for.
+            self.csts.shst = ShutdownStatus::Complete;
+            self.abort_aers(q, sqhd);
+        } else if new.shn == ShutdownNotification::None && !new.en {
+            self.csts.shst = ShutdownStatus::Normal;
+        }
+        self.cc = new;
+    }
+
+    fn identify<Q: TargetQpair>(&mut self, q: &mut Q, cmd: &TargetCommand) -> AdminOutcome {
+        let sqe = &cmd.sqe;
+        let c = identify_cns(sqe);
+        if self.ctrl.kind == ControllerKind::Discovery && c != cns::CONTROLLER {
+            return AdminOutcome::invalid_field();
+        }
+        let page: [u8; IDENTIFY_DATA_BYTES] = match c {
+            cns::CONTROLLER => self.identify_controller().to_bytes(),
+            cns::NAMESPACE => {
+                if sqe.nsid == 0 || sqe.nsid == u32::MAX || sqe.nsid > self.ctrl.identity.max_namespaces {
+                    return AdminOutcome::invalid_namespace();
+                }
+                let (table, _) = self.ctrl.ns_table();
+                // An inactive NSID within range reads as all zeroes (NVMe Base 2.0c §5.17.2.1).
+                match table.get(sqe.nsid) {
+                    Some(_) => identify_namespace(&table, sqe.nsid, self.ctrl.identity.ana_reporting).to_bytes(),
+                    None => [0u8; IDENTIFY_DATA_BYTES],
+                }
+            }
+            cns::ACTIVE_NS_LIST => {
+                if sqe.nsid >= 0xFFFF_FFFE {
+                    return AdminOutcome::invalid_namespace();
+                }
+                let (table, _) = self.ctrl.ns_table();
+                let mut ids = [0u32; ACTIVE_NS_LIST_MAX];
+                let mut n = 0;
+                for ns in table.iter().filter(|ns| ns.nsid > sqe.nsid).take(ACTIVE_NS_LIST_MAX) {
+                    ids[n] = ns.nsid;
+                    n += 1;
+                }
+                match encode_active_ns_list(&ids[..n]) {
+                    Ok(p) => p,
+                    Err(_) => return AdminOutcome::status(Status::generic(generic::INTERNAL_ERROR)),
+                }
+            }
+            cns::NS_ID_DESCRIPTOR_LIST => {
+                let (table, _) = self.ctrl.ns_table();
+                let Some(ns) = table.get(sqe.nsid) else {
+                    return AdminOutcome::invalid_namespace();
+                };
+                let mut descs = [NsIdDescriptor::Csi(0); 3];
+                let mut n = 0;
+                if ns.nguid != [0; 16] {
+                    descs[n] = NsIdDescriptor::Nguid(ns.nguid);
+                    n += 1;
+                }
+                if ns.uuid != [0; 16] {
+                    descs[n] = NsIdDescriptor::Uuid(ns.uuid);
+                    n += 1;
+                }
+                // The NVM command set, for hosts that look for a CSI descriptor.
+                descs[n] = NsIdDescriptor::Csi(0);
+                n += 1;
+                match encode_ns_id_descriptors(&descs[..n]) {
+                    Ok(p) => p,
+                    Err(_) => return AdminOutcome::status(Status::generic(generic::INTERNAL_ERROR)),
+                }
+            }
+            _ => return AdminOutcome::invalid_field(),
+        };
+        AdminOutcome::ok_data(copy_out(q.data_mut(cmd.slot), &page, 0))
+    }
+
+    /// Identify Controller for this controller (NVMe Base 2.0c Figure 275, NVMe-oF 1.1a §4.1).
+    pub(crate) fn identify_controller(&self) -> IdentifyController {
+        let ctrl = &self.ctrl;
+        let opts = &ctrl.opts;
+        let discovery = ctrl.kind == ControllerKind::Discovery;
+        let mut c = IdentifyController::zeroed();
+        // Config validation keeps these within their fields; a failure leaves the field blank.
+        let _ = c.set_sn(&ctrl.identity.serial_number);
+        let _ = c.set_mn(&ctrl.identity.model_number);
+        let _ = c.set_fr(FIRMWARE_REVISION.get(..8).unwrap_or(FIRMWARE_REVISION));
+        let _ = c.set_subnqn(&ctrl.subnqn);
+        // Multi-port and multi-controller subsystem (bits 0, 1); ANA reporting (bit 3).
+        c.cmic = if discovery { 0 } else { 0b011 | if ctrl.identity.ana_reporting { 0b1000 } else { 0 } };
+        c.mdts = mdts(opts.max_io_size);
+        c.cntlid = ctrl.cntlid;
+        c.ver = Vs::V1_3.to_u32();
+        c.oaes = if discovery {
+            0
+        } else {
+            // Namespace attribute notices; ANA change notices when ANA is reported.
+            (1 << 8) | if ctrl.identity.ana_reporting { 1 << 11 } else { 0 }
+        };
+        // 128-bit host identifier supported (required over fabrics).
+        c.ctratt = 1;
+        c.cntrltype = if discovery { cntrltype::DISCOVERY } else { cntrltype::IO };
+        c.aerl = AERL;
+        // Extended data for Get Log Page (NUMDU, LPO).
+        c.lpa = 1 << 2;
+        c.elpe = (ERROR_LOG_ENTRIES - 1) as u8;
+        c.kas = 1;
+        if ctrl.identity.ana_reporting && !discovery {
+            // Optimized state reported; ANAGRPID does not change while attached (bit 6);
+            // one group per namespace.
+            c.anacap = (1 << 0) | (1 << 6);
+            c.anagrpmax = ctrl.identity.max_namespaces;
+            c.nanagrpid = ctrl.identity.max_namespaces;
+        }
+        c.sqes = 0x66;
+        c.cqes = 0x44;
+        c.maxcmd = opts.max_queue_depth;
+        c.nn = if discovery { 0 } else { ctrl.identity.max_namespaces };
+        // Dataset Management (bit 2), Write Zeroes (bit 3).
+        c.oncs = (1 << 2) | (1 << 3);
+        // Volatile write cache present (an RBD backend caches); broadcast flush not supported (10b).
+        c.vwc = if discovery { 0 } else { 0b101 };
+        // SGLs supported, no alignment (bits 1:0 = 01b); keyed SGL data block for RDMA (bit 2);
+        // SGL offset / in-capsule data (bit 20).
+        c.sgls = 1 | if opts_keyed(ctrl) { 1 << 2 } else { 0 } | (1 << 20);
+        c.ioccsz = (64 + opts.in_capsule_data_size) / 16;
+        c.iorcsz = 1;
+        c.icdoff = 0;
+        c.fcatt = 0;
+        c.msdbd = 1;
+        c
+    }
+
+    fn get_log_page<Q: TargetQpair>(&mut self, q: &mut Q, cmd: &TargetCommand, env: &AdminEnv<'_>) -> AdminOutcome {
+        let glp = GetLogPage::from_sqe(&cmd.sqe);
+        if glp.offset_bytes % 4 != 0 {
+            return AdminOutcome::invalid_field();
+        }
+        let discovery = self.ctrl.kind == ControllerKind::Discovery;
+        let mut page = std::mem::take(&mut self.scratch);
+        page.clear();
+        match glp.lid {
+            lid::DISCOVERY if discovery => {
+                let state = lock(env.state);
+                encode_discovery_page(&state, &self.ctrl.hostnqn, env.discovery_genctr, &mut page);
+            }
+            lid::ERROR if !discovery => page.resize(ERROR_LOG_ENTRIES * 64, 0),
+            lid::SMART if !discovery => {
+                let mut smart = SmartLog::zeroed();
+                smart.set_composite_temperature_k(298);
+                smart.available_spare = 100;
+                smart.available_spare_threshold = 10;
+                page.extend_from_slice(&smart.to_bytes());
+            }
+            lid::CHANGED_NS_LIST if !discovery => {
+                let changed = self.ctrl.take_changed_nsids(!glp.rae);
+                page.resize(IDENTIFY_DATA_BYTES, 0);
+                if changed.len() > ACTIVE_NS_LIST_MAX {
+                    // More changes than the list holds: the first entry is FFFFFFFFh.
+                    page[..4].copy_from_slice(&u32::MAX.to_le_bytes());
+                } else {
+                    for (chunk, nsid) in page.chunks_exact_mut(4).zip(&changed) {
+                        chunk.copy_from_slice(&nsid.to_le_bytes());
+                    }
+                }
+            }
+            lid::ANA if !discovery && self.ctrl.identity.ana_reporting => {
+                let (table, _) = self.ctrl.ns_table();
+                let rgo = glp.lsp & ANA_LSP_RGO != 0;
+                let groups: Vec<AnaGroupDescriptor> = table
+                    .iter()
+                    .map(|ns| AnaGroupDescriptor {
+                        anagrpid: ns.nsid,
+                        chgcnt: 0,
+                        state: AnaState::Optimized,
+                        nsids: if rgo { Vec::new() } else { vec![ns.nsid] },
+                    })
+                    .collect();
+                if encode_ana_log(0, &groups, &mut page).is_err() {
+                    self.scratch = page;
+                    return AdminOutcome::status(Status::generic(generic::INTERNAL_ERROR));
+                }
+            }
+            _ => {
+                self.scratch = page;
+                return AdminOutcome::status(Status::command_specific(command_specific::INVALID_LOG_PAGE).with_dnr());
+            }
+        }
+        if glp.offset_bytes > page.len() as u64 {
+            self.scratch = page;
+            return AdminOutcome::invalid_field();
+        }
+        let buf = q.data_mut(cmd.slot);
+        let want = usize::try_from(glp.len_bytes()).unwrap_or(usize::MAX).min(buf.len());
+        let n = copy_out(&mut buf[..want], &page, glp.offset_bytes as usize);
+        self.scratch = page;
+        AdminOutcome::ok_data(n)
+    }
+
+    fn set_features(&mut self, cmd: &TargetCommand, now_ns: u64) -> AdminOutcome {
+        let sqe = &cmd.sqe;
+        let f = features_fid(sqe);
+        if set_features_save(sqe) {
+            return AdminOutcome::status(Status::command_specific(command_specific::FEATURE_NOT_SAVEABLE).with_dnr());
+        }
+        match f {
+            fid::NUMBER_OF_QUEUES => {
+                // 0's based 65535 is reserved in a request.
+                if sqe.cdw11 & 0xFFFF == 0xFFFF || sqe.cdw11 >> 16 == 0xFFFF {
+                    return AdminOutcome::invalid_field();
+                }
+                if self.ctrl.kind == ControllerKind::Discovery {
+                    return AdminOutcome::invalid_field();
+                }
+                let req = NumberOfQueues::from_dword(sqe.cdw11);
+                match self.ctrl.grant_io_queues(req.nsq.min(req.ncq)) {
+                    Some(g) => AdminOutcome::ok_dw0(NumberOfQueues { nsq: u32::from(g), ncq: u32::from(g) }.to_dword()),
+                    None => AdminOutcome::sequence_error(),
+                }
+            }
+            fid::KEEP_ALIVE_TIMER => {
+                self.ctrl.set_kato_ms(sqe.cdw11, now_ns);
+                AdminOutcome::ok()
+            }
+            fid::ASYNC_EVENT_CONFIG => {
+                self.async_event_config = sqe.cdw11;
+                AdminOutcome::ok()
+            }
+            fid::ARBITRATION => {
+                self.arbitration = sqe.cdw11;
+                AdminOutcome::ok()
+            }
+            fid::POWER_MANAGEMENT => {
+                // One power state (NPSS = 0).
+                if sqe.cdw11 & 0x1F != 0 {
+                    return AdminOutcome::invalid_field();
+                }
+                self.power_management = sqe.cdw11;
+                AdminOutcome::ok()
+            }
+            fid::INTERRUPT_COALESCING => {
+                self.interrupt_coalescing = sqe.cdw11;
+                AdminOutcome::ok()
+            }
+            // The host identifier came with Connect (NVMe-oF 1.1a §3.3.1) and does not change
+            // while the controller exists.
+            fid::HOST_IDENTIFIER => AdminOutcome::sequence_error(),
+            _ => AdminOutcome::invalid_field(),
+        }
+    }
+
+    fn get_features<Q: TargetQpair>(&mut self, q: &mut Q, cmd: &TargetCommand) -> AdminOutcome {
+        let sqe = &cmd.sqe;
+        let f = features_fid(sqe);
+        let value = match f {
+            fid::NUMBER_OF_QUEUES => {
+                let g = u32::from(self.ctrl.io_queues_granted().max(1));
+                NumberOfQueues { nsq: g, ncq: g }.to_dword()
+            }
+            fid::KEEP_ALIVE_TIMER => self.ctrl.kato_ms(),
+            fid::ASYNC_EVENT_CONFIG => self.async_event_config,
+            fid::ARBITRATION => self.arbitration,
+            fid::POWER_MANAGEMENT => self.power_management,
+            fid::INTERRUPT_COALESCING => self.interrupt_coalescing,
+            fid::HOST_IDENTIFIER => {
+                if sqe.cdw11 & HOST_ID_EXHID == 0 {
+                    // Only the 128-bit form exists over fabrics.
+                    return AdminOutcome::invalid_field();
+                }
+                0
+            }
+            _ => return AdminOutcome::invalid_field(),
+        };
+        match get_features_select(sqe) {
+            // Nothing is saveable: saved and default read as the current value's defaults
+            // would, and we keep current = what the host set.
+            FeatureSelect::Current | FeatureSelect::Default | FeatureSelect::Saved => {}
+            // Changeable (bit 2), not saveable, not namespace specific.
+            FeatureSelect::SupportedCapabilities => return AdminOutcome::ok_dw0(1 << 2),
+            FeatureSelect::Reserved(_) => return AdminOutcome::invalid_field(),
+        }
+        if f == fid::HOST_IDENTIFIER {
+            let hostid = self.ctrl.hostid;
+            return AdminOutcome::ok_data(copy_out(q.data_mut(cmd.slot), &hostid, 0));
+        }
+        AdminOutcome::ok_dw0(value)
+    }
+
+    /// Completes held AERs with the events the controller has pending (and
+    /// the host enabled). Returns how many completed.
+    pub(crate) fn deliver_events<Q: TargetQpair>(&mut self, q: &mut Q, sqhd: u16) -> usize {
+        if !self.ctrl.has_pending_events() || self.aers.iter().all(Option::is_none) {
+            return 0;
+        }
+        let mut events = self.ctrl.take_pending_events();
+        let mut done = 0;
+        if events & pending_event::NS_ATTRIBUTE_CHANGED != 0 {
+            if self.async_event_config & aen_config::NS_ATTRIBUTE_NOTICES == 0 {
+                // Not enabled by the host: the change is still in the changed NS list log.
+                events &= !pending_event::NS_ATTRIBUTE_CHANGED;
+            } else if let Some(aer) = self.aers.iter_mut().find_map(Option::take) {
+                let dw0 = AsyncEvent::ns_attribute_changed().to_dw0();
+                complete(q, aer.slot, aer.cid, Status::SUCCESS, dw0, sqhd);
+                events &= !pending_event::NS_ATTRIBUTE_CHANGED;
+                done += 1;
+            }
+        }
+        if events != 0 {
+            self.ctrl.restore_pending_events(events);
+        }
+        done
+    }
+
+    /// Completes every held AER with Aborted SQ Deletion (controller reset,
+    /// shutdown or destruction).
+    pub(crate) fn abort_aers<Q: TargetQpair>(&mut self, q: &mut Q, sqhd: u16) {
+        for aer in self.aers.iter_mut().filter_map(Option::take) {
+            complete(q, aer.slot, aer.cid, Status::generic(generic::ABORTED_SQ_DELETION), 0, sqhd);
+        }
+    }
+}
+
+/// Completes a command on the admin queue.
+pub(crate) fn complete<Q: TargetQpair>(q: &mut Q, slot: u16, cid: u16, status: Status, dw0: u32, sqhd: u16) {
+    let cqe = protocol::Cqe { sqhd, sqid: 0, ..protocol::Cqe::new(cid, status, dw0) };
+    q.complete(slot, &cqe, 0);
+}
+
+fn opts_keyed(ctrl: &Controller) -> bool {
+    ctrl.listen.trtype == TrType::Rdma
+}
+
+/// MDTS for a largest transfer of `max_io_size` bytes, in units of MPSMIN as
+/// a power of two, rounded down so the host never exceeds `max_io_size`.
+/// (A limit of one page cannot be expressed: 0 means "no limit".)
+pub(crate) fn mdts(max_io_size: u32) -> u8 {
+    let pages = (max_io_size / MPSMIN_BYTES).max(1);
+    pages.ilog2() as u8
+}
+
+/// Identify Namespace for an active namespace.
+pub(crate) fn identify_namespace(table: &NamespaceTable, nsid: u32, ana_reporting: bool) -> IdentifyNamespace {
+    let mut ns = IdentifyNamespace::zeroed();
+    let Some(e) = table.get(nsid) else {
+        return ns;
+    };
+    ns.nsze = e.num_blocks;
+    ns.ncap = e.num_blocks;
+    ns.nuse = e.num_blocks;
+    ns.nlbaf = 0;
+    ns.flbas = 0;
+    ns.lbaf[0] = LbaFormat { ms: 0, lbads: e.block_size.trailing_zeros() as u8, rp: 0 };
+    // Shared namespace: several controllers (both gateways) reach it.
+    ns.nmic = 1;
+    // Deallocated blocks read as zeroes (DLFEAT bits 2:0 = 001b).
+    ns.dlfeat = 1;
+    ns.nguid = e.nguid;
+    ns.eui64 = [0; 8];
+    if ana_reporting {
+        ns.anagrpid = nsid;
+    }
+    ns
+}
+
+/// Copies `page[offset..]` into `buf`, zero-filling what the page does not
+/// cover; returns the bytes written (all of `buf`).
+pub(crate) fn copy_out(buf: &mut [u8], page: &[u8], offset: usize) -> u32 {
+    let src = page.get(offset..).unwrap_or(&[]);
+    let n = src.len().min(buf.len());
+    buf[..n].copy_from_slice(&src[..n]);
+    buf[n..].fill(0);
+    buf.len() as u32
+}

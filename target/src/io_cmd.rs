@@ -1,0 +1,169 @@
+//! IO queue commands: Read, Write, Flush, Write Zeroes and Dataset
+//! Management against the namespace's bdev.
+//!
+//! This is the per-IO path: it reads the queue's namespace snapshot and the
+//! transport's buffer, calls the bdev, and returns a status. It allocates
+//! nothing and takes no lock.
+
+use engine::{TargetCommand, TargetQpair};
+use protocol::opcode::io;
+use protocol::status::generic;
+use protocol::{SglDescriptor, Sqe, Status};
+
+use crate::controller::{NamespaceEntry, NamespaceTable};
+use crate::error::BdevError;
+
+/// Bytes of one Dataset Management range (NVMe NVM 1.0c Figure 39).
+const DSM_RANGE_BYTES: usize = 16;
+/// Dataset Management CDW11 bit 2: Attribute - Deallocate.
+const DSM_ATTR_DEALLOCATE: u32 = 1 << 2;
+
+/// The result of an IO command: its status and the bytes of data to send back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct IoResult {
+    pub(crate) status: Status,
+    pub(crate) data_len: u32,
+}
+
+impl IoResult {
+    #[inline]
+    fn err(status: Status) -> Self {
+        IoResult { status, data_len: 0 }
+    }
+    #[inline]
+    fn ok(data_len: u32) -> Self {
+        IoResult { status: Status::SUCCESS, data_len }
+    }
+}
+
+#[inline]
+fn invalid_namespace() -> IoResult {
+    IoResult::err(Status::generic(generic::INVALID_NAMESPACE).with_dnr())
+}
+
+#[inline]
+fn lba_out_of_range() -> IoResult {
+    IoResult::err(Status::generic(generic::LBA_OUT_OF_RANGE).with_dnr())
+}
+
+#[inline]
+fn bdev_status(e: BdevError) -> Status {
+    match e {
+        BdevError::OutOfRange { .. } => Status::generic(generic::LBA_OUT_OF_RANGE).with_dnr(),
+    }
+}
+
+/// True when `[slba, slba + nlb)` lies inside the namespace.
+#[inline]
+fn in_range(ns: &NamespaceEntry, slba: u64, nlb: u64) -> bool {
+    slba.checked_add(nlb).is_some_and(|end| end <= ns.num_blocks)
+}
+
+/// The data length the command's SGL describes (0 when it has none or it does not parse).
+#[inline]
+fn sgl_len(sqe: &Sqe) -> Option<u32> {
+    SglDescriptor::parse(&sqe.dptr).ok().map(|d| d.len())
+}
+
+/// Executes one IO command. `max_io_bytes` is the transport's largest transfer (MDTS).
+#[inline]
+pub(crate) fn execute<Q: TargetQpair>(
+    table: &NamespaceTable,
+    max_io_bytes: u32,
+    q: &mut Q,
+    cmd: &TargetCommand,
+) -> IoResult {
+    let sqe = &cmd.sqe;
+    match sqe.opc {
+        io::READ | io::WRITE => read_write(table, max_io_bytes, q, cmd),
+        io::FLUSH => match table.get(sqe.nsid) {
+            Some(ns) => match ns.bdev.flush() {
+                Ok(()) => IoResult::ok(0),
+                Err(e) => IoResult::err(bdev_status(e)),
+            },
+            // Broadcast flush is not supported (Identify VWC bits 2:1 = 10b).
+            None => invalid_namespace(),
+        },
+        io::WRITE_ZEROES => {
+            let Some(ns) = table.get(sqe.nsid) else {
+                return invalid_namespace();
+            };
+            let (slba, nlb) = (sqe.slba(), u64::from(sqe.nlb()));
+            if !in_range(ns, slba, nlb) {
+                return lba_out_of_range();
+            }
+            let bs = u64::from(ns.block_size);
+            match ns.bdev.write_zeroes(slba * bs, nlb * bs) {
+                Ok(()) => IoResult::ok(0),
+                Err(e) => IoResult::err(bdev_status(e)),
+            }
+        }
+        io::DATASET_MANAGEMENT => dataset_management(table, q, cmd),
+        _ => IoResult::err(Status::generic(generic::INVALID_OPCODE).with_dnr()),
+    }
+}
+
+#[inline]
+fn read_write<Q: TargetQpair>(table: &NamespaceTable, max_io_bytes: u32, q: &mut Q, cmd: &TargetCommand) -> IoResult {
+    let sqe = &cmd.sqe;
+    let Some(ns) = table.get(sqe.nsid) else {
+        return invalid_namespace();
+    };
+    let (slba, nlb) = (sqe.slba(), sqe.nlb());
+    // At most 65536 blocks of at most a few MiB: fits in u64 without overflow.
+    let len_bytes = u64::from(nlb) * u64::from(ns.block_size);
+    if len_bytes > u64::from(max_io_bytes) {
+        return IoResult::err(Status::generic(generic::INVALID_FIELD).with_dnr());
+    }
+    if !in_range(ns, slba, u64::from(nlb)) {
+        return lba_out_of_range();
+    }
+    let buf = q.data_mut(cmd.slot);
+    if sgl_len(sqe) != Some(len_bytes as u32) || buf.len() as u64 != len_bytes {
+        return IoResult::err(Status::generic(generic::DATA_SGL_LENGTH_INVALID).with_dnr());
+    }
+    let offset_bytes = slba * u64::from(ns.block_size);
+    let result = if sqe.opc == io::READ { ns.bdev.read(offset_bytes, buf) } else { ns.bdev.write(offset_bytes, buf) };
+    match result {
+        Ok(()) if sqe.opc == io::READ => IoResult::ok(len_bytes as u32),
+        Ok(()) => IoResult::ok(0),
+        Err(e) => IoResult::err(bdev_status(e)),
+    }
+}
+
+/// Dataset Management: with the Deallocate attribute, every range is
+/// checked first and then unmapped, so a bad range leaves nothing changed.
+/// Without it the command is a hint and succeeds doing nothing.
+fn dataset_management<Q: TargetQpair>(table: &NamespaceTable, q: &mut Q, cmd: &TargetCommand) -> IoResult {
+    let sqe = &cmd.sqe;
+    let Some(ns) = table.get(sqe.nsid) else {
+        return invalid_namespace();
+    };
+    let nr = (sqe.cdw10 & 0xFF) as usize + 1;
+    let need = nr * DSM_RANGE_BYTES;
+    let buf = q.data_mut(cmd.slot);
+    let Some(list) = buf.get(..need) else {
+        return IoResult::err(Status::generic(generic::DATA_SGL_LENGTH_INVALID).with_dnr());
+    };
+    if sqe.cdw11 & DSM_ATTR_DEALLOCATE == 0 {
+        return IoResult::ok(0);
+    }
+    let range = |r: &[u8]| -> (u64, u64) {
+        let nlb = u32::from_le_bytes([r[4], r[5], r[6], r[7]]);
+        let slba = u64::from_le_bytes([r[8], r[9], r[10], r[11], r[12], r[13], r[14], r[15]]);
+        (slba, u64::from(nlb))
+    };
+    if !list.chunks_exact(DSM_RANGE_BYTES).map(range).all(|(slba, nlb)| in_range(ns, slba, nlb)) {
+        return lba_out_of_range();
+    }
+    let bs = u64::from(ns.block_size);
+    for (slba, nlb) in list.chunks_exact(DSM_RANGE_BYTES).map(range) {
+        if nlb == 0 {
+            continue;
+        }
+        if let Err(e) = ns.bdev.unmap(slba * bs, nlb * bs) {
+            return IoResult::err(bdev_status(e));
+        }
+    }
+    IoResult::ok(0)
+}
