@@ -7,6 +7,7 @@
 #![allow(unknown_lints, clippy::manual_is_multiple_of)]
 
 pub mod cli;
+pub mod embedded;
 pub mod glue;
 pub mod job;
 pub mod plan;
