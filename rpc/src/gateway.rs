@@ -122,3 +122,22 @@ impl RpcHandler for GatewayRpc {
         ]
     }
 }
+
+/// A data plane that accepts every listener and opens nothing: for checking a
+/// configuration file, and for fuzzing and tests of the control plane alone.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoDataPlane;
+
+impl DataPlane for NoDataPlane {
+    fn listen(&self, _addr: &ListenAddress, _opts: &TargetOptions) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn stop_listening(&self, _addr: &ListenAddress) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn reactors(&self) -> Value {
+        serde_json::json!({ "tick_rate": 0, "reactors": [] })
+    }
+}

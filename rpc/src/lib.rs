@@ -19,7 +19,7 @@ pub mod server;
 
 pub use client::{ClientError, RpcClient};
 pub use error::RpcError;
-pub use gateway::{DataPlane, GatewayRpc};
+pub use gateway::{DataPlane, GatewayRpc, NoDataPlane};
 pub use jsonrpc::{parse_request, Request};
 pub use load::{load_config, load_config_file};
 pub use router::{ConfigSection, Router, RpcHandler};

@@ -1,0 +1,154 @@
+//! `corepath-tgt`: the NVMe-oF gateway daemon. Runs the gateway's reactors
+//! over NVMe/TCP and serves SPDK-style JSON-RPC on a Unix socket.
+//!
+//! ```text
+//! corepath-tgt -m 0x3 -r /var/tmp/corepath.sock [-c saved_config.json] [--idle busy|yield]
+//! ```
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+use clap::{Parser, ValueEnum};
+use corepath_rpc as rpc;
+use engine::{IdlePolicy, MonotonicClock, TargetOptions, TrType};
+use rpc::{DataPlane, GatewayRpc, Router};
+use serde_json::Value;
+use target::config::{ListenAddress, TargetState};
+use target::{Gateway, GatewayOptions};
+use transport_tcp::TcpTargetTransport;
+
+/// Idle turns in a row after which a `--idle yield` reactor yields the CPU.
+const YIELD_AFTER_IDLE_TURNS: u32 = 64;
+/// How often the main thread looks for a stop signal.
+const SIGNAL_POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// What a reactor does when it finds no work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Idle {
+    /// Spin (lowest latency; one core per reactor at 100%).
+    Busy,
+    /// Yield the CPU after a run of idle turns (shared machines).
+    Yield,
+}
+
+/// The corepath NVMe-oF gateway.
+#[derive(Debug, Parser)]
+#[command(name = "corepath-tgt", version, about)]
+struct Args {
+    /// Cores to run reactors on: a hex mask (0x3) or a list ([0,2-3]).
+    #[arg(short = 'm', long = "cpumask", default_value = "0x1")]
+    cpumask: String,
+    /// JSON-RPC Unix socket path.
+    #[arg(short = 'r', long = "rpc-socket", default_value = rpc::DEFAULT_SOCKET_PATH)]
+    rpc_socket: PathBuf,
+    /// A `save_config` JSON file to replay at start.
+    #[arg(short = 'c', long = "config")]
+    config: Option<PathBuf>,
+    /// Reactor behaviour when idle.
+    #[arg(long = "idle", value_enum, default_value = "busy")]
+    idle: Idle,
+}
+
+/// The RPC layer's view of the gateway.
+struct GatewayDataPlane(Arc<Gateway<TcpTargetTransport>>);
+
+impl DataPlane for GatewayDataPlane {
+    fn listen(&self, addr: &ListenAddress, opts: &TargetOptions) -> Result<(), String> {
+        self.0.listen(addr, opts).map_err(|e| e.to_string())?;
+        self.0.config_changed();
+        Ok(())
+    }
+
+    fn stop_listening(&self, addr: &ListenAddress) -> Result<(), String> {
+        self.0.stop_listening(addr).map_err(|e| e.to_string())?;
+        self.0.config_changed();
+        Ok(())
+    }
+
+    fn reactors(&self) -> Value {
+        self.0.reactors()
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let cores = engine::parse_core_mask(&args.cpumask).map_err(|e| anyhow!(e)).context("-m/--cpumask")?;
+    sys::install_stop_handlers().context("install SIGINT/SIGTERM handlers")?;
+
+    let state = Arc::new(Mutex::new(TargetState::new()));
+    let idle = match args.idle {
+        Idle::Busy => IdlePolicy::BusyPoll,
+        Idle::Yield => IdlePolicy::YieldAfter(YIELD_AFTER_IDLE_TURNS),
+    };
+    let opts = GatewayOptions { cores, idle, trtype: TrType::Tcp, clock: Arc::new(MonotonicClock::new()) };
+    let gateway =
+        Arc::new(Gateway::start(TcpTargetTransport::new(), state.clone(), opts).context("start the gateway")?);
+
+    let result = serve(&args, state, gateway.clone());
+    gateway.shutdown();
+    result
+}
+
+/// Loads the configuration, serves RPC until SIGINT/SIGTERM, stops the server.
+fn serve(args: &Args, state: Arc<Mutex<TargetState>>, gateway: Arc<Gateway<TcpTargetTransport>>) -> anyhow::Result<()> {
+    let mut router = Router::new();
+    router
+        .add(Arc::new(GatewayRpc::new(state, Arc::new(GatewayDataPlane(gateway)))))
+        .map_err(|e| anyhow!(e))
+        .context("register RPC methods")?;
+    let router = Arc::new(router);
+    if let Some(path) = &args.config {
+        rpc::load_config_file(path, &router)?;
+        eprintln!("corepath-tgt: loaded {}", path.display());
+    }
+    let server = rpc::serve(&args.rpc_socket, router)
+        .map_err(|e| anyhow!(e))
+        .with_context(|| format!("serve RPC on {}", args.rpc_socket.display()))?;
+    eprintln!("corepath-tgt: RPC on {}", args.rpc_socket.display());
+    while !sys::stop_requested() {
+        std::thread::sleep(SIGNAL_POLL_INTERVAL);
+    }
+    eprintln!("corepath-tgt: stopping");
+    // Stops accepting, finishes requests in progress and removes the socket file.
+    server.shutdown();
+    Ok(())
+}
+
+/// SIGINT/SIGTERM → an atomic flag the main thread polls.
+mod sys {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    static STOP: AtomicBool = AtomicBool::new(false);
+
+    extern "C" fn on_stop_signal(_signal: libc::c_int) {
+        // Only an atomic store: async-signal-safe.
+        STOP.store(true, Ordering::SeqCst);
+    }
+
+    /// True once SIGINT or SIGTERM arrived.
+    pub(crate) fn stop_requested() -> bool {
+        STOP.load(Ordering::SeqCst)
+    }
+
+    /// Routes SIGINT and SIGTERM to [`stop_requested`].
+    pub(crate) fn install_stop_handlers() -> std::io::Result<()> {
+        for signal in [libc::SIGINT, libc::SIGTERM] {
+            // SAFETY: an all-zero `sigaction` is a valid value (no flags, empty mask) that we
+            // fill in before use.
+            let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+            action.sa_sigaction = on_stop_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            action.sa_flags = libc::SA_RESTART;
+            // SAFETY: `action.sa_mask` is a valid, exclusively borrowed sigset_t.
+            unsafe { libc::sigemptyset(&mut action.sa_mask) };
+            // SAFETY: `action` is fully initialised and the handler only performs an atomic
+            // store, which is async-signal-safe; a null old-action pointer is allowed.
+            let rc = unsafe { libc::sigaction(signal, &action, std::ptr::null_mut()) };
+            if rc != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    }
+}
