@@ -471,6 +471,14 @@ impl TargetState {
     /// `nvmf_subsystem_add_ns`: returns the NSID used.
     pub fn add_ns(&mut self, nqn: &str, params: NamespaceParams) -> Result<u32, TargetError> {
         let fail = |reason: String| TargetError::NamespaceAdd { nqn: nqn.to_string(), reason };
+        // The subsystem is looked up first, as SPDK does, so that its absence is what gets reported.
+        match self.subsystem(nqn) {
+            None => return Err(TargetError::SubsystemNotFound(nqn.to_string())),
+            Some(s) if s.subtype == SubsystemType::Discovery => {
+                return Err(TargetError::DiscoverySubsystem("it has no namespaces"))
+            }
+            Some(_) => {}
+        }
         let bdev = self
             .bdevs
             .get(&params.bdev_name)
@@ -483,9 +491,6 @@ impl TargetState {
             )));
         }
         let subsystem = self.subsystem_mut(nqn)?;
-        if subsystem.subtype == SubsystemType::Discovery {
-            return Err(TargetError::DiscoverySubsystem("it has no namespaces"));
-        }
         let nsid = match params.nsid {
             None | Some(0) => (1..=subsystem.max_namespaces)
                 .find(|&id| subsystem.namespace(id).is_none())
@@ -945,6 +950,12 @@ mod tests {
             matches!(again, Err(TargetError::NamespaceAdd { ref reason, .. }) if reason.contains("already claimed"))
         );
         assert!(matches!(state.bdev_malloc_delete("Malloc0"), Err(TargetError::BdevInUse { nsid: 5, .. })));
+        let missing = NamespaceParams { bdev_name: "Nope".into(), ..Default::default() };
+        assert_eq!(
+            state.add_ns("nqn.2016-06.io.spdk:none", missing.clone()),
+            Err(TargetError::SubsystemNotFound("nqn.2016-06.io.spdk:none".into()))
+        );
+        assert!(matches!(state.add_ns(DISCOVERY_NQN, missing), Err(TargetError::DiscoverySubsystem(_))));
         assert_eq!(state.get_bdevs_json(Some("Malloc0")).unwrap()[0]["claimed"], true);
         state.remove_ns(NQN, 5).unwrap();
         state.bdev_malloc_delete("Malloc0").unwrap();
