@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -p corepath-bench >&2
-exec target/release/corepath-bench --rw randrw --bs 4k --iodepth 32 --runtime 10 --verify "$@"
+exec build/release/corepath-bench --rw randrw --bs 4k --iodepth 32 --runtime 10 --verify "$@"
