@@ -544,6 +544,11 @@ pub fn fatal_status(err: &WireError) -> FatalStatus {
 /// written (the data offset).
 fn encode_header(ch: &CommonHeader, buf: &mut [u8], fill: impl FnOnce(&mut [u8])) -> Result<usize, WireError> {
     let hlen = usize::from(ch.hlen);
+    // The fill closures write the type's fixed fields: refuse a header whose
+    // HLEN is not its type's (a parsed struct with a hostile CH, say).
+    if PduType::from_u8(ch.pdu_type).map(PduType::hlen) != Some(ch.hlen) {
+        return Err(invalid(field::HLEN, ch.hlen));
+    }
     let header_len = hlen + if ch.flags & flags::HDGSTF != 0 { DIGEST_LEN } else { 0 };
     let total = header_len.max(usize::from(ch.pdo));
     let have = buf.len();
@@ -1265,6 +1270,16 @@ mod tests {
         r2t[16..20].fill(0);
         assert!(matches!(R2tHeader::parse(&r2t), Err(WireError::InvalidField { field: field::R2TL, .. })));
         assert!(IcReq::parse(&r2t).is_err());
+    }
+
+    #[test]
+    fn encoders_refuse_a_header_with_the_wrong_hlen() {
+        let mut h = DataPduHeader::new(PduType::C2HData, 1, 0, 0, 0, 0, &neg(false, false));
+        h.ch.hlen = 4;
+        assert!(h.encode(&mut [0u8; 64]).is_err());
+        let mut c = CapsuleCmd::new(Sqe::default(), 0, &neg(false, false));
+        c.ch.hlen = 24;
+        assert!(c.encode(&mut [0u8; 128]).is_err());
     }
 
     #[test]
