@@ -8,7 +8,7 @@
 use engine::{TargetCommand, TargetQpair};
 use protocol::opcode::io;
 use protocol::status::generic;
-use protocol::{SglDescriptor, Sqe, Status};
+use protocol::{SglDescriptor, Status};
 
 use crate::controller::{NamespaceEntry, NamespaceTable};
 use crate::error::BdevError;
@@ -17,6 +17,8 @@ use crate::error::BdevError;
 const DSM_RANGE_BYTES: usize = 16;
 /// Dataset Management CDW11 bit 2: Attribute - Deallocate.
 const DSM_ATTR_DEALLOCATE: u32 = 1 << 2;
+/// Generic status Transient Transport Error (NVMe Base 2.0c Figure 101).
+const TRANSIENT_TRANSPORT_ERROR: u8 = 0x22;
 
 /// The result of an IO command: its status and the bytes of data to send back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,12 +59,6 @@ fn bdev_status(e: BdevError) -> Status {
 #[inline]
 fn in_range(ns: &NamespaceEntry, slba: u64, nlb: u64) -> bool {
     slba.checked_add(nlb).is_some_and(|end| end <= ns.num_blocks)
-}
-
-/// The data length the command's SGL describes (0 when it has none or it does not parse).
-#[inline]
-fn sgl_len(sqe: &Sqe) -> Option<u32> {
-    SglDescriptor::parse(&sqe.dptr).ok().map(|d| d.len())
 }
 
 /// Executes one IO command. `max_io_bytes` is the transport's largest transfer (MDTS).
@@ -118,9 +114,19 @@ fn read_write<Q: TargetQpair>(table: &NamespaceTable, max_io_bytes: u32, q: &mut
     if !in_range(ns, slba, u64::from(nlb)) {
         return lba_out_of_range();
     }
+    match SglDescriptor::parse(&sqe.dptr) {
+        Err(_) => return IoResult::err(Status::generic(generic::SGL_DESCRIPTOR_TYPE_INVALID).with_dnr()),
+        Ok(d) if u64::from(d.len()) != len_bytes => {
+            return IoResult::err(Status::generic(generic::DATA_SGL_LENGTH_INVALID).with_dnr())
+        }
+        Ok(_) => {}
+    }
     let buf = q.data_mut(cmd.slot);
-    if sgl_len(sqe) != Some(len_bytes as u32) || buf.len() as u64 != len_bytes {
-        return IoResult::err(Status::generic(generic::DATA_SGL_LENGTH_INVALID).with_dnr());
+    if buf.len() as u64 != len_bytes {
+        // The SGL is right but the transport could not complete the data phase (it hands
+        // such a command over with a short buffer, e.g. after a data digest error):
+        // a transient transport error, which the host may retry (NVMe/TCP 1.0c §3.6.2.7).
+        return IoResult::err(Status::generic(TRANSIENT_TRANSPORT_ERROR));
     }
     let offset_bytes = slba * u64::from(ns.block_size);
     let result = if sqe.opc == io::READ { ns.bdev.read(offset_bytes, buf) } else { ns.bdev.write(offset_bytes, buf) };
