@@ -481,6 +481,17 @@ fn sgl_length_different_from_nlb_is_data_sgl_length_invalid() {
 }
 
 #[test]
+fn write_whose_data_phase_failed_is_a_retryable_transport_error_and_writes_nothing() {
+    let mut rig = Rig::new();
+    let (_a, io_q, _) = rig.controller_with_io(HOST_A, 10_000);
+    // The SGL says 2 blocks but the transport hands over less (as after a data digest error).
+    let c = rig.exec(&io_q, write_sqe(1, 0, 2), pattern(1, 4));
+    c.assert_generic(0x22);
+    assert!(!c.status().dnr);
+    assert!(rig.bdev_bytes(0, 2).iter().all(|&b| b == 0));
+}
+
+#[test]
 fn io_to_an_inactive_namespace_is_invalid_namespace() {
     let mut rig = Rig::new();
     let (_a, io_q, _) = rig.controller_with_io(HOST_A, 10_000);
