@@ -52,6 +52,8 @@ const STATS_PUBLISH_INTERVAL_NS: u64 = 10_000_000;
 const ACCEPTS_PER_TURN: usize = 16;
 /// Commands executed per queue pair per turn at most, so one queue cannot starve the others.
 const COMMANDS_PER_TURN: usize = 256;
+/// How long an accepted connection may go without a successful Connect.
+const CONNECT_WAIT_NS: u64 = 30_000_000_000;
 /// How long `stop_listening` waits for reactor 0 to close the socket.
 const STOP_LISTENING_WAIT: Duration = Duration::from_secs(5);
 
@@ -247,8 +249,9 @@ struct IoQueue {
 
 /// What a queue pair is, by what its Connect made of it.
 enum QpairRole {
-    /// Accepted; the first command must be Connect.
-    AwaitingConnect,
+    /// Accepted; the first command must be Connect. Holds the time of the
+    /// first turn that saw it.
+    AwaitingConnect { since_ns: Option<u64> },
     /// The admin queue of a controller.
     Admin(Box<AdminQueue>),
     /// An IO queue of a controller.
@@ -268,6 +271,8 @@ enum Teardown {
     ControllerReset,
     /// The host sent Disconnect for this IO queue.
     Disconnected,
+    /// No successful Connect within [`CONNECT_WAIT_NS`].
+    ConnectTimeout,
 }
 
 /// The inboxes of every core of a gateway, set once the reactors run.
@@ -351,7 +356,14 @@ impl<L: TargetListener + 'static> GatewayCore<L> {
     /// Takes an accepted queue pair; it waits for Connect.
     pub fn add_qpair(&mut self, qpair: L::Qpair, origin: QpairOrigin) {
         let id = self.ctx.next_qpair_id.fetch_add(1, Ordering::Relaxed);
-        self.qpairs.push(QpairEntry { qpair, origin, role: QpairRole::AwaitingConnect, sqhd: 0, sq_entries: 1, id });
+        self.qpairs.push(QpairEntry {
+            qpair,
+            origin,
+            role: QpairRole::AwaitingConnect { since_ns: None },
+            sqhd: 0,
+            sq_entries: 1,
+            id,
+        });
         self.stats.qpairs.store(self.qpairs.len() as u64, Ordering::Relaxed);
     }
 
@@ -367,8 +379,11 @@ impl<L: TargetListener + 'static> GatewayCore<L> {
         let mut torn = 0;
         let mut i = 0;
         while i < self.qpairs.len() {
-            let reason = match &self.qpairs[i].role {
-                QpairRole::AwaitingConnect => None,
+            let reason = match &mut self.qpairs[i].role {
+                QpairRole::AwaitingConnect { since_ns } => {
+                    let since = *since_ns.get_or_insert(now_ns);
+                    (now_ns.saturating_sub(since) > CONNECT_WAIT_NS).then_some(Teardown::ConnectTimeout)
+                }
                 QpairRole::Admin(a) => liveness(&a.ctrl, now_ns),
                 QpairRole::Io(io) => liveness(&io.ctrl, now_ns)
                     .or_else(|| (io.epoch != io.ctrl.reset_epoch()).then_some(Teardown::ControllerReset)),
@@ -390,7 +405,7 @@ impl<L: TargetListener + 'static> GatewayCore<L> {
         self.stats.qpairs.store(self.qpairs.len() as u64, Ordering::Relaxed);
         let sqhd = e.sqhd;
         match &mut e.role {
-            QpairRole::AwaitingConnect => {}
+            QpairRole::AwaitingConnect { .. } => {}
             QpairRole::Admin(a) => {
                 if !matches!(reason, Teardown::Transport(_)) {
                     // The connection still works: tell the host its AERs are gone.
@@ -534,7 +549,7 @@ impl<L: TargetListener + 'static> GatewayCore<L> {
                         AdminOutcome::Deferred => {}
                     }
                 }
-                QpairRole::AwaitingConnect => on_connect(ctx, e, &cmd, now_ns),
+                QpairRole::AwaitingConnect { .. } => on_connect(ctx, e, &cmd, now_ns),
             }
         }
         if let QpairRole::Admin(a) = &mut e.role {
