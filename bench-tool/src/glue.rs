@@ -51,9 +51,10 @@ pub enum GlueError {
 /// Runs the benchmark described by `config` and returns each job's outcome.
 pub fn run_job(config: &BenchConfig) -> Result<Vec<JobReport>, GlueError> {
     // Keep the gateway alive for the whole run; it stops when dropped.
+    let cores: Vec<usize> = config.cores.iter().map(|&c| c as usize).collect();
     let (_gateway, trids) = match &config.target {
         TargetMode::Embedded { listen } => {
-            let gw = EmbeddedGateway::start(listen).map_err(|e| GlueError::Embedded(format!("{e:#}")))?;
+            let gw = EmbeddedGateway::start(listen, &cores).map_err(|e| GlueError::Embedded(format!("{e:#}")))?;
             let trids = gw.trids().to_vec();
             (Some(gw), trids)
         }
@@ -61,7 +62,6 @@ pub fn run_job(config: &BenchConfig) -> Result<Vec<JobReport>, GlueError> {
     };
     let trid: &TransportId = trids.first().ok_or(GlueError::NoPath)?;
 
-    let cores: Vec<usize> = config.cores.iter().map(|&c| c as usize).collect();
     let mut opts = EngineOptions::on_cores(&cores);
     opts.idle = IdlePolicy::BusyPoll;
     let engine = Engine::start(opts, |_| TcpHostTransport::new())?;

@@ -16,6 +16,7 @@ mod nvmf;
 mod params;
 pub mod router;
 pub mod server;
+pub mod service;
 
 pub use client::{ClientError, RpcClient};
 pub use error::RpcError;
@@ -24,3 +25,4 @@ pub use jsonrpc::{parse_request, Request};
 pub use load::{load_config, load_config_file};
 pub use router::{ConfigSection, Router, RpcHandler};
 pub use server::{serve, ServerHandle, DEFAULT_SOCKET_PATH, MAX_REQUEST_BYTES};
+pub use service::{GatewayDataPlane, GatewayService};

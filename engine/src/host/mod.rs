@@ -186,8 +186,11 @@ impl<Q: HostQpair> CoreCtrlr<Q> {
                 AdminState::Failed(why) => Some(Err(why.clone())),
                 _ => None,
             };
-            if let (Some(outcome), Some(tx)) = (outcome, self.admin_reply.take()) {
-                let _ = tx.send(outcome);
+            // Take the sender only with an outcome in hand: until then it must stay.
+            if let Some(outcome) = outcome {
+                if let Some(tx) = self.admin_reply.take() {
+                    let _ = tx.send(outcome);
+                }
             }
         }
         if let (Some(io), Some(_)) = (&self.io, &self.io_reply) {
@@ -196,8 +199,10 @@ impl<Q: HostQpair> CoreCtrlr<Q> {
                 QpairState::Failed => Some(Err("IO queue pair failed to connect".to_string())),
                 _ => None,
             };
-            if let (Some(outcome), Some(tx)) = (outcome, self.io_reply.take()) {
-                let _ = tx.send(outcome);
+            if let Some(outcome) = outcome {
+                if let Some(tx) = self.io_reply.take() {
+                    let _ = tx.send(outcome);
+                }
             }
         }
     }
