@@ -6,17 +6,15 @@
 //! ```
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context};
 use clap::{Parser, ValueEnum};
 use corepath_rpc as rpc;
-use engine::{IdlePolicy, MonotonicClock, TargetOptions, TrType};
-use rpc::{DataPlane, GatewayRpc, Router};
-use serde_json::Value;
-use target::config::{ListenAddress, TargetState};
-use target::{Gateway, GatewayOptions};
+use engine::{IdlePolicy, MonotonicClock, TrType};
+use rpc::GatewayService;
+use target::GatewayOptions;
 use transport_tcp::TcpTargetTransport;
 
 /// Idle turns in a row after which a `--idle yield` reactor yields the CPU.
@@ -51,54 +49,25 @@ struct Args {
     idle: Idle,
 }
 
-/// The RPC layer's view of the gateway.
-struct GatewayDataPlane(Arc<Gateway<TcpTargetTransport>>);
-
-impl DataPlane for GatewayDataPlane {
-    fn listen(&self, addr: &ListenAddress, opts: &TargetOptions) -> Result<(), String> {
-        self.0.listen(addr, opts).map_err(|e| e.to_string())?;
-        self.0.config_changed();
-        Ok(())
-    }
-
-    fn stop_listening(&self, addr: &ListenAddress) -> Result<(), String> {
-        self.0.stop_listening(addr).map_err(|e| e.to_string())?;
-        self.0.config_changed();
-        Ok(())
-    }
-
-    fn reactors(&self) -> Value {
-        self.0.reactors()
-    }
-}
-
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let cores = engine::parse_core_mask(&args.cpumask).map_err(|e| anyhow!(e)).context("-m/--cpumask")?;
     sys::install_stop_handlers().context("install SIGINT/SIGTERM handlers")?;
 
-    let state = Arc::new(Mutex::new(TargetState::new()));
     let idle = match args.idle {
         Idle::Busy => IdlePolicy::BusyPoll,
         Idle::Yield => IdlePolicy::YieldAfter(YIELD_AFTER_IDLE_TURNS),
     };
     let opts = GatewayOptions { cores, idle, trtype: TrType::Tcp, clock: Arc::new(MonotonicClock::new()) };
-    let gateway =
-        Arc::new(Gateway::start(TcpTargetTransport::new(), state.clone(), opts).context("start the gateway")?);
-
-    let result = serve(&args, state, gateway.clone());
-    gateway.shutdown();
+    let service = GatewayService::start(TcpTargetTransport::new(), opts).context("start the gateway")?;
+    let result = serve(&args, &service);
+    service.shutdown();
     result
 }
 
 /// Loads the configuration, serves RPC until SIGINT/SIGTERM, stops the server.
-fn serve(args: &Args, state: Arc<Mutex<TargetState>>, gateway: Arc<Gateway<TcpTargetTransport>>) -> anyhow::Result<()> {
-    let mut router = Router::new();
-    router
-        .add(Arc::new(GatewayRpc::new(state, Arc::new(GatewayDataPlane(gateway)))))
-        .map_err(|e| anyhow!(e))
-        .context("register RPC methods")?;
-    let router = Arc::new(router);
+fn serve(args: &Args, service: &GatewayService<TcpTargetTransport>) -> anyhow::Result<()> {
+    let router = service.router().clone();
     if let Some(path) = &args.config {
         rpc::load_config_file(path, &router)?;
         eprintln!("corepath-tgt: loaded {}", path.display());
