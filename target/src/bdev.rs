@@ -237,10 +237,8 @@ impl MallocMemory {
     /// Copies out `buf.len()` bytes at `start`; the caller checked the range.
     fn read(&self, start: usize, buf: &mut [u8]) {
         debug_assert!(start + buf.len() <= self.len());
-        // SAFETY: `start + buf.len() <= self.len()` (Bdev::check_range), so the
-        // source lies inside our allocation; `buf` is a distinct Rust slice, so
-        // the ranges do not overlap. A concurrent write to the same bytes may
-        // tear the copy (see the type's doc).
+        // SAFETY: `start + buf.len() <= self.len()` (Bdev::check_range): the source is inside our allocation;
+        // `buf` is a distinct slice, so no overlap. A concurrent write may tear the copy (see the type's doc).
         unsafe { core::ptr::copy_nonoverlapping(self.ptr.as_ptr().add(start), buf.as_mut_ptr(), buf.len()) }
     }
 

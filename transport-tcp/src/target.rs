@@ -488,10 +488,8 @@ impl TcpTargetQpair {
                     let data = slot.data_ptr(off).as_ptr().cast_const();
                     let chunk = &slot.buf[off as usize..(off + len) as usize];
                     let ddgst = self.neg.ddgst.then(|| tcp::data_digest(chunk));
-                    // SAFETY: the slot's buffer is neither resized nor handed out
-                    // (data_mut gives nothing for a Completing slot) until the slot
-                    // is Free, which happens only after its response, queued after
-                    // this entry, has been sent.
+                    // SAFETY: the slot's buffer is not resized nor handed out (data_mut gives nothing while
+                    // Completing) until the slot is Free, after its response, queued behind this entry, is sent.
                     unsafe { self.conn.tx.push(|b| hdr.encode(b), data, len, ddgst, TxDone::Nothing) }
                         .map_err(encode_err)?;
                     slot.c2h_sent += len;

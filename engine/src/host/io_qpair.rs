@@ -209,10 +209,8 @@ impl<Q: HostQpair> IoQpair<Q> {
         slot.tag = tag;
         slot.job = job;
         slot.submit_ns = now_ns;
-        // SAFETY: the data lives in slot.buf (an IoBuf we now own) or in the
-        // slot's boxed dsm_range; neither is touched or freed until the
-        // completion for this cid comes back or the qpair fails (fail_all),
-        // and Box/IoBuf memory does not move when `slots` is accessed.
+        // SAFETY: the data is slot.buf (an IoBuf we own) or the slot's boxed dsm_range: heap memory that
+        // does not move, untouched and alive until this cid completes or fail_all runs.
         let sent = unsafe { self.transport.submit(&sqe, xfer) };
         if let Err(e) = sent {
             let buf = slot.buf.take();
