@@ -1,1 +1,40 @@
-//! placeholder
+//! Helpers of corepath's end-to-end tests: built binaries and daemons that
+//! die with the test, an in-process gateway, a host engine with blocking and
+//! pipelined IO, data patterns, and a raw NVMe/TCP host that sends any
+//! command (for the bad-input tests).
+//!
+//! The tests themselves live in `tests/`; this crate owns no product code.
+#![warn(missing_docs)]
+
+pub mod bins;
+pub mod gateway;
+pub mod host;
+pub mod pattern;
+pub mod raw_host;
+
+use std::time::{Duration, Instant};
+
+/// Calls `f` every `interval` until it returns `Some` or `timeout` passes.
+pub fn wait_for<T>(timeout: Duration, interval: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if start.elapsed() > timeout {
+            return None;
+        }
+        std::thread::sleep(interval);
+    }
+}
+
+/// The cores to pin an in-process gateway and a host engine to: different
+/// cores when the machine has two or more, so neither starves the other.
+pub fn gateway_and_host_cores() -> (usize, usize) {
+    let online = std::thread::available_parallelism().map_or(1, usize::from);
+    if online >= 2 {
+        (1, 0)
+    } else {
+        (0, 0)
+    }
+}
