@@ -128,16 +128,16 @@ pub fn connect_response_cntlid(dw0: u32) -> u16 {
 }
 
 /// Connect response dword 0 for status Connect Invalid Parameters (NVMe-oF
-/// 1.1a Figure 21): IATTR in byte 0 bit 0 (0 = the bad parameter is in the
-/// command's SQE, 1 = in the connect data) and IPO, the byte offset of the
-/// bad parameter, in bytes 3:2.
+/// 1.1a Figure 21): IPO, the byte offset of the bad parameter, in bytes 1:0
+/// and IATTR in byte 2 bit 0 (0 = the bad parameter is in the command's SQE,
+/// 1 = in the connect data). Linux and SPDK hosts decode it this way.
 pub fn connect_invalid_param_dw0(in_data: bool, byte_offset: u16) -> u32 {
-    u32::from(in_data) | (u32::from(byte_offset) << 16)
+    u32::from(byte_offset) | (u32::from(in_data) << 16)
 }
 
 /// Splits an invalid-parameters dword 0 into (IATTR set = in connect data, IPO).
 pub fn connect_invalid_param_decode(dw0: u32) -> (bool, u16) {
-    (dw0 & 1 != 0, (dw0 >> 16) as u16)
+    (dw0 & (1 << 16) != 0, dw0 as u16)
 }
 
 #[cfg(test)]
@@ -212,8 +212,9 @@ mod tests {
         assert_eq!(connect_success_dw0(0x7FF8), 0x7FF8);
         assert_eq!(connect_response_cntlid(0xABCD_0010), 0x10);
         let dw0 = connect_invalid_param_dw0(true, 512);
-        assert_eq!(dw0.to_le_bytes(), [1, 0, 0x00, 0x02]);
+        assert_eq!(dw0.to_le_bytes(), [0x00, 0x02, 1, 0]);
         assert_eq!(connect_invalid_param_decode(dw0), (true, 512));
-        assert_eq!(connect_invalid_param_dw0(false, 42), 42 << 16);
+        assert_eq!(connect_invalid_param_dw0(false, 42), 42);
+        assert_eq!(connect_invalid_param_decode(42), (false, 42));
     }
 }
