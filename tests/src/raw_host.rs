@@ -242,3 +242,84 @@ impl RawController {
         Ok(q)
     }
 }
+
+/// Plain TCP helpers for bytes no queue pair would send.
+pub mod socket {
+    use std::io::{ErrorKind, Read, Write};
+    use std::net::TcpStream;
+    use std::time::{Duration, Instant};
+
+    use protocol::tcp::{IcReq, TermReq};
+
+    /// Connects to `traddr:port` with read timeouts set.
+    pub fn connect(traddr: &str, port: u16) -> TcpStream {
+        let s = TcpStream::connect((traddr, port)).unwrap_or_else(|e| panic!("connect {traddr}:{port}: {e}"));
+        s.set_read_timeout(Some(Duration::from_millis(100))).expect("set read timeout");
+        s.set_nodelay(true).expect("TCP_NODELAY");
+        s
+    }
+
+    /// An ICReq without digests, 128 bytes.
+    pub fn icreq_bytes() -> Vec<u8> {
+        let mut b = vec![0u8; 128];
+        let n = IcReq::new(0, false, false, 0).encode(&mut b).expect("encode ICReq");
+        b.truncate(n);
+        b
+    }
+
+    /// Connects and exchanges ICReq/ICResp; the stream is then ready for capsules.
+    pub fn connect_initialized(traddr: &str, port: u16) -> TcpStream {
+        let mut s = connect(traddr, port);
+        s.write_all(&icreq_bytes()).expect("send ICReq");
+        let mut resp = [0u8; 128];
+        let start = Instant::now();
+        let mut got = 0;
+        while got < resp.len() {
+            match s.read(&mut resp[got..]) {
+                Ok(0) => panic!("connection closed before ICResp"),
+                Ok(n) => got += n,
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) => panic!("reading ICResp: {e}"),
+            }
+            assert!(start.elapsed() < super::RAW_TIMEOUT, "no ICResp");
+        }
+        assert_eq!(resp[0], 0x01, "expected an ICResp, got PDU type {:#x}", resp[0]);
+        s
+    }
+
+    /// How a connection ended.
+    #[derive(Debug, PartialEq, Eq)]
+    pub enum Ending {
+        /// Orderly close (read returned 0).
+        Closed,
+        /// Reset by the peer.
+        Reset,
+        /// Still open when the time ran out.
+        StillOpen,
+    }
+
+    /// Reads everything until the peer closes or `timeout` passes.
+    pub fn read_until_closed(s: &mut TcpStream, timeout: Duration) -> (Vec<u8>, Ending) {
+        let mut all = Vec::new();
+        let mut buf = [0u8; 4096];
+        let start = Instant::now();
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) => return (all, Ending::Closed),
+                Ok(n) => all.extend_from_slice(&buf[..n]),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => return (all, Ending::Reset),
+                Err(e) => panic!("reading: {e}"),
+            }
+            if start.elapsed() > timeout {
+                return (all, Ending::StillOpen);
+            }
+        }
+    }
+
+    /// The FES of a C2HTermReq at the start of `bytes`, if that is what they hold.
+    pub fn c2h_term_req_fes(bytes: &[u8]) -> Option<u16> {
+        let t = TermReq::parse(bytes).ok()?;
+        (t.ch.pdu_type == protocol::tcp::PduType::C2HTermReq as u8).then_some(t.fes)
+    }
+}
