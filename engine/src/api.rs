@@ -213,10 +213,16 @@ impl<T: HostTransport + 'static> Engine<T> {
                         keep_alive_timeout_ms: admin_opts.keep_alive_timeout_ms,
                         bringup_timeout_ns: admin_opts.connect_timeout_ms * 1_000_000,
                     };
-                    let admin = AdminQueue::new(q, aopts, &admin_trid.subnqn, &hostnqn, hostid, ctx.now_ns);
-                    if let Some(c) = core.ctrlr_mut(index) {
-                        c.admin = Some(admin);
-                        c.admin_reply = Some(tx);
+                    match AdminQueue::new(q, aopts, &admin_trid.subnqn, &hostnqn, hostid, ctx.now_ns) {
+                        Ok(admin) => {
+                            if let Some(c) = core.ctrlr_mut(index) {
+                                c.admin = Some(admin);
+                                c.admin_reply = Some(tx);
+                            }
+                        }
+                        Err(why) => {
+                            let _ = tx.send(Err(why));
+                        }
                     }
                 }
             }
@@ -249,10 +255,16 @@ impl<T: HostTransport + 'static> Engine<T> {
                     }
                     Ok(q) => {
                         let deadline = ctx.now_ns + qopts.connect_timeout_ns;
-                        let qpair = IoQpair::new(q, qid, depth, cntlid, &io_trid.subnqn, &hostnqn, hostid, deadline);
-                        if let Some(c) = core.ctrlr_mut(index) {
-                            c.io = Some(qpair);
-                            c.io_reply = Some(tx);
+                        match IoQpair::new(q, qid, depth, cntlid, &io_trid.subnqn, &hostnqn, hostid, deadline) {
+                            Ok(qpair) => {
+                                if let Some(c) = core.ctrlr_mut(index) {
+                                    c.io = Some(qpair);
+                                    c.io_reply = Some(tx);
+                                }
+                            }
+                            Err(why) => {
+                                let _ = tx.send(Err(why));
+                            }
                         }
                     }
                 }

@@ -24,6 +24,8 @@ pub(crate) fn start_connect(addr: &SocketAddr) -> io::Result<TcpStream> {
     }
     // SAFETY: `fd` is a fresh descriptor that nothing else owns; OwnedFd closes it on every path.
     let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    // Before connect, so the window scale of the SYN reflects the buffers.
+    set_buffer_sizes(&owned, SOCKET_BUFFER_BYTES)?;
     let rc = match addr {
         SocketAddr::V4(a) => {
             let sin = libc::sockaddr_in {
@@ -66,6 +68,33 @@ pub(crate) fn start_connect(addr: &SocketAddr) -> io::Result<TcpStream> {
         }
     }
     Ok(TcpStream::from(owned))
+}
+
+/// Send and receive buffer size of every NVMe/TCP socket, as SPDK's posix
+/// sockets use. The kernel's autotuning starts sending at 16 KiB and takes a
+/// while to grow; measured on loopback, 128 KiB reads at QD16 go from about
+/// 1.8 to 2.9 GB/s with 2 MiB buffers set up front (`corepath-floor --sockbuf-bytes`).
+pub(crate) const SOCKET_BUFFER_BYTES: usize = 2 * 1024 * 1024;
+
+/// Sets SO_SNDBUF and SO_RCVBUF (the kernel caps them at net.core.[rw]mem_max).
+pub(crate) fn set_buffer_sizes(sock: &impl AsRawFd, bytes: usize) -> io::Result<()> {
+    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    for opt in [libc::SO_SNDBUF, libc::SO_RCVBUF] {
+        // SAFETY: a valid descriptor; the option value is a c_int that outlives the call, its size passed.
+        let rc = unsafe {
+            libc::setsockopt(
+                sock.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                (&value as *const libc::c_int).cast(),
+                core::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// True when `sock` is writable or has an error pending (a non-blocking

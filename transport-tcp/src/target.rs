@@ -80,6 +80,9 @@ impl TcpListener {
         let addr = socket_addr(None, traddr, trsvcid)?;
         let inner = std::net::TcpListener::bind(addr).map_err(|e| io_error("bind", e))?;
         inner.set_nonblocking(true).map_err(|e| io_error("set O_NONBLOCK", e))?;
+        // Accepted sockets inherit these from the listener, before their SYN-ACK.
+        crate::sys::set_buffer_sizes(&inner, crate::sys::SOCKET_BUFFER_BYTES)
+            .map_err(|e| io_error("setsockopt SO_RCVBUF", e))?;
         Ok(TcpListener { inner, opts: opts.clone() })
     }
 

@@ -122,11 +122,11 @@ impl<Q: HostQpair> AdminQueue<Q> {
         hostnqn: &str,
         hostid: [u8; 16],
         now_ns: u64,
-    ) -> Self {
+    ) -> Result<Self, String> {
         let mut data = IoBuf::new(4096);
         // Dynamic controller model: CNTLID FFFFh asks the target to pick one.
-        connect_data::encode(data.as_mut_slice(), hostid, 0xFFFF, subnqn, hostnqn);
-        AdminQueue {
+        connect_data::encode(data.as_mut_slice(), hostid, protocol::fabrics::CNTLID_DYNAMIC, subnqn, hostnqn)?;
+        Ok(AdminQueue {
             transport,
             state: AdminState::TransportConnecting,
             deadline_ns: now_ns.saturating_add(opts.bringup_timeout_ns),
@@ -139,7 +139,7 @@ impl<Q: HostQpair> AdminQueue<Q> {
             next_keep_alive_ns: 0,
             aers_outstanding: 0,
             async_events: Vec::new(),
-        }
+        })
     }
 
     pub(crate) fn state(&self) -> &AdminState {
@@ -219,7 +219,10 @@ impl<Q: HostQpair> AdminQueue<Q> {
             (S::IdentifyingController, Ev::Done) => {
                 let cntlid = self.controller.cntlid;
                 let version = self.controller.version;
-                self.controller = identify::parse_controller(self.data.as_slice());
+                self.controller = match identify::parse_controller(self.data.as_slice()) {
+                    Ok(c) => c,
+                    Err(why) => return Next::Fail(why),
+                };
                 self.controller.cntlid = cntlid;
                 self.controller.version = version;
                 self.controller.mqes = (self.cap & 0xFFFF) as u16;
@@ -243,15 +246,19 @@ impl<Q: HostQpair> AdminQueue<Q> {
                 Next::Send(identify::sqe(identify::CNS_ACTIVE_NS_LIST, 0), DataPhase::FromController(4096))
             }
             (S::ListingNamespaces, Ev::Done) => {
-                self.active_nsids = identify::parse_ns_list(self.data.as_slice());
+                self.active_nsids = match identify::parse_ns_list(self.data.as_slice()) {
+                    Ok(list) => list,
+                    Err(why) => return Next::Fail(why),
+                };
                 self.identify_next_namespace(0)
             }
             (S::IdentifyingNamespace { index }, Ev::Done) => {
                 let index = *index;
                 let nsid = self.active_nsids.get(index).copied().unwrap_or(0);
                 match identify::parse_namespace(nsid, self.data.as_slice()) {
-                    Some(ns) => self.controller.namespaces.push(ns),
-                    None => return self.identify_next_namespace(index + 1),
+                    Ok(Some(ns)) => self.controller.namespaces.push(ns),
+                    Ok(None) => return self.identify_next_namespace(index + 1),
+                    Err(why) => return Next::Fail(why),
                 }
                 self.state = S::ReadingNsDescriptors { index };
                 Next::Send(identify::sqe(identify::CNS_NS_DESCRIPTORS, nsid), DataPhase::FromController(4096))
@@ -259,7 +266,9 @@ impl<Q: HostQpair> AdminQueue<Q> {
             (S::ReadingNsDescriptors { index }, Ev::Done) => {
                 let index = *index;
                 if let Some(ns) = self.controller.namespaces.last_mut() {
-                    identify::apply_ns_descriptors(ns, self.data.as_slice());
+                    if let Err(why) = identify::apply_ns_descriptors(ns, self.data.as_slice()) {
+                        return Next::Fail(why);
+                    }
                 }
                 self.identify_next_namespace(index + 1)
             }

@@ -116,11 +116,11 @@ impl<Q: HostQpair> IoQpair<Q> {
         hostnqn: &str,
         hostid: [u8; 16],
         connect_deadline_ns: u64,
-    ) -> Self {
+    ) -> Result<Self, String> {
         let depth = depth.max(1);
         let mut connect_buf = IoBuf::new(connect_data::LEN);
-        connect_data::encode(connect_buf.as_mut_slice(), hostid, cntlid, subnqn, hostnqn);
-        IoQpair {
+        connect_data::encode(connect_buf.as_mut_slice(), hostid, cntlid, subnqn, hostnqn)?;
+        Ok(IoQpair {
             transport,
             state: QpairState::TransportConnecting,
             qid,
@@ -131,7 +131,7 @@ impl<Q: HostQpair> IoQpair<Q> {
             connect_buf,
             connect_deadline_ns,
             done: Vec::with_capacity(usize::from(depth) + 1),
-        }
+        })
     }
 
     pub(crate) fn state(&self) -> QpairState {

@@ -39,9 +39,28 @@ struct Args {
     /// Core for the client thread.
     #[arg(long, default_value_t = 1)]
     client_core: usize,
+    /// SO_SNDBUF/SO_RCVBUF to set on both sockets (0: leave the kernel's autotuning).
+    #[arg(long, default_value_t = 0)]
+    sockbuf_bytes: usize,
     /// Print JSON.
     #[arg(long)]
     json: bool,
+}
+
+/// Sets both socket buffer sizes, as a transport would.
+fn set_sockbuf(s: &TcpStream, bytes: usize) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    if bytes == 0 {
+        return Ok(());
+    }
+    let v = bytes as libc::c_int;
+    for opt in [libc::SO_SNDBUF, libc::SO_RCVBUF] {
+        // SAFETY: valid fd; the option value is a c_int that lives across the call.
+        let rc =
+            unsafe { libc::setsockopt(s.as_raw_fd(), libc::SOL_SOCKET, opt, (&v as *const libc::c_int).cast(), 4) };
+        anyhow::ensure!(rc == 0, "setsockopt: {}", std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Reads what is there into `buf`; returns bytes read (0 when nothing yet).
@@ -72,10 +91,12 @@ fn main() -> Result<()> {
     let addr = listener.local_addr()?;
     let (req, resp, depth) = (args.request_bytes, args.response_bytes, args.iodepth.max(1));
     let server_core = args.server_core;
+    let sockbuf = args.sockbuf_bytes;
     let server = std::thread::spawn(move || -> Result<()> {
         core_affinity::set_for_current(core_affinity::CoreId { id: server_core });
         let (mut s, _) = listener.accept()?;
         s.set_nodelay(true)?;
+        set_sockbuf(&s, sockbuf)?;
         s.set_nonblocking(true)?;
         // Room to answer a whole queue of requests with one write.
         let responses = vec![0x5Au8; resp * depth];
@@ -101,6 +122,7 @@ fn main() -> Result<()> {
     core_affinity::set_for_current(core_affinity::CoreId { id: args.client_core });
     let mut c = TcpStream::connect(addr)?;
     c.set_nodelay(true)?;
+    set_sockbuf(&c, args.sockbuf_bytes)?;
     c.set_nonblocking(true)?;
     let requests = vec![0xA5u8; req * depth];
     let mut inbuf = vec![0u8; 256 * 1024];
