@@ -56,7 +56,7 @@ impl EmbeddedGateway {
             ("nvmf_subsystem_add_ns", json!({"nqn": EMBEDDED_NQN, "namespace": {"bdev_name": "Malloc0"}})),
         ];
         for (method, params) in calls {
-            service.call(method, params).with_context(|| format!("{method}"))?;
+            service.call(method, params).with_context(|| method.to_string())?;
         }
         for t in &trids {
             let params = json!({"nqn": EMBEDDED_NQN, "listen_address": {

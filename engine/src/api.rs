@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::clock::{Clock, MonotonicClock};
 use crate::host::admin::{AdminOptions, AdminQueue, ADMIN_QUEUE_DEPTH};
-use crate::host::io_qpair::IoQpair;
+use crate::host::io_qpair::{ConnectParams, IoQpair};
 use crate::host::{ControllerData, CoreJob, HostCore, Namespace, MAX_CONTROLLERS};
 use crate::reactor::{IdlePolicy, ReactorSet};
 use crate::transport::{HostTransport, QpairOptions};
@@ -238,6 +238,7 @@ impl<T: HostTransport + 'static> Engine<T> {
             let io_trid = trid.clone();
             let io_opts = opts.clone();
             let (hostnqn, hostid, cntlid) = (self.hostnqn.clone(), self.hostid, data.cntlid);
+            let in_capsule_bytes = data.in_capsule_data_bytes;
             // IO queue size: what we want, capped by the controller's MQES (0's based).
             let depth = io_opts.io_queue_depth.min(data.mqes.saturating_add(1)).max(2);
             self.on_reactor(r, move |core: &mut HostCore<T>, ctx| {
@@ -255,7 +256,14 @@ impl<T: HostTransport + 'static> Engine<T> {
                     }
                     Ok(q) => {
                         let deadline = ctx.now_ns + qopts.connect_timeout_ns;
-                        match IoQpair::new(q, qid, depth, cntlid, &io_trid.subnqn, &hostnqn, hostid, deadline) {
+                        match IoQpair::new(
+                            q,
+                            qid,
+                            depth,
+                            &ConnectParams { cntlid, subnqn: &io_trid.subnqn, hostnqn: &hostnqn, hostid },
+                            deadline,
+                            in_capsule_bytes,
+                        ) {
                             Ok(qpair) => {
                                 if let Some(c) = core.ctrlr_mut(index) {
                                     c.io = Some(qpair);

@@ -150,6 +150,12 @@ pub trait HostQpair {
 
     /// Largest data length that goes inside the command capsule.
     fn in_capsule_data_size(&self) -> u32;
+
+    /// Caps in-capsule data at what the controller accepts (from IOCCSZ in
+    /// Identify Controller); larger writes go by the transport's data phase.
+    fn set_in_capsule_data_size(&mut self, bytes: u32) {
+        let _ = bytes;
+    }
 }
 
 /// Creates host queue pairs.

@@ -578,6 +578,10 @@ impl HostQpair for TcpHostQpair {
     fn in_capsule_data_size(&self) -> u32 {
         self.in_capsule_bytes
     }
+
+    fn set_in_capsule_data_size(&mut self, bytes: u32) {
+        TcpHostQpair::set_in_capsule_data_size(self, bytes);
+    }
 }
 
 #[cfg(test)]

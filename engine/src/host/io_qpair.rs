@@ -87,6 +87,18 @@ struct IoSlot {
     dsm_range: Box<[u8; 16]>,
 }
 
+/// Who an IO queue's Fabrics Connect says we are and which controller we join.
+pub(crate) struct ConnectParams<'a> {
+    /// The controller ID from the admin queue's Connect.
+    pub(crate) cntlid: u16,
+    /// Subsystem NQN.
+    pub(crate) subnqn: &'a str,
+    /// Host NQN.
+    pub(crate) hostnqn: &'a str,
+    /// Host identifier.
+    pub(crate) hostid: [u8; 16],
+}
+
 /// The command ID Fabrics Connect uses. No IO is submitted before Connect
 /// completes, so it cannot collide with a slot; transports size their CID
 /// tables to the queue depth, so it must be below it.
@@ -108,18 +120,23 @@ pub(crate) struct IoQpair<Q: HostQpair> {
 impl<Q: HostQpair> IoQpair<Q> {
     /// Wraps a transport queue pair that has started connecting.
     pub(crate) fn new(
-        transport: Q,
+        mut transport: Q,
         qid: u16,
         depth: u16,
-        cntlid: u16,
-        subnqn: &str,
-        hostnqn: &str,
-        hostid: [u8; 16],
+        connect: &ConnectParams<'_>,
         connect_deadline_ns: u64,
+        in_capsule_data_bytes: u32,
     ) -> Result<Self, String> {
         let depth = depth.max(1);
+        transport.set_in_capsule_data_size(in_capsule_data_bytes);
         let mut connect_buf = IoBuf::new(connect_data::LEN);
-        connect_data::encode(connect_buf.as_mut_slice(), hostid, cntlid, subnqn, hostnqn)?;
+        connect_data::encode(
+            connect_buf.as_mut_slice(),
+            connect.hostid,
+            connect.cntlid,
+            connect.subnqn,
+            connect.hostnqn,
+        )?;
         Ok(IoQpair {
             transport,
             state: QpairState::TransportConnecting,
@@ -168,7 +185,7 @@ impl<Q: HostQpair> IoQpair<Q> {
             return Err(SubmitError { reason: SubmitErrorKind::BadLength, buf });
         }
         let data_len = u64::from(num_blocks) * u64::from(block_size);
-        if needs_data && buf.as_ref().map_or(true, |b| (b.len() as u64) < data_len) {
+        if needs_data && buf.as_ref().is_none_or(|b| (b.len() as u64) < data_len) {
             return Err(SubmitError { reason: SubmitErrorKind::BadBuffer, buf });
         }
         let Some(cid) = self.free_cids.pop() else {
