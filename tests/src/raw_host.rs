@@ -104,6 +104,11 @@ impl RawQpair {
         }
     }
 
+    /// Whether ICResp enabled (header digest, data digest).
+    pub fn digests(&self) -> Option<(bool, bool)> {
+        self.q.as_ref().map(|q| (q.negotiated().hdgst, q.negotiated().ddgst))
+    }
+
     fn now_ns(&self) -> u64 {
         self.epoch.elapsed().as_nanos() as u64
     }

@@ -36,12 +36,13 @@ fn allowed_host() -> HostIdentity {
     HostIdentity::numbered(7)
 }
 
+/// Fields drop in order: the hosts go before the gateway they talk to.
 struct Fixture {
-    gw: TestGateway,
     host_a: TestHost,
-    num_blocks: u64,
     /// A second engine whose attaches prove the gateway still serves.
     probe: Engine<TcpHostTransport>,
+    num_blocks: u64,
+    gw: TestGateway,
 }
 
 impl Fixture {
@@ -66,7 +67,7 @@ impl Fixture {
         let tail = pattern::make(host_a.bytes(A_TAIL_BLOCKS), A_TAG, tail_lba * 512);
         assert!(host_a.write(tail_lba, &tail).is_success());
         let probe = start_engine(&[host_core]);
-        let f = Fixture { gw, host_a, num_blocks, probe };
+        let f = Fixture { host_a, probe, num_blocks, gw };
         f.assert_still_serving("after setup");
         f
     }
@@ -90,14 +91,6 @@ impl Fixture {
 
     fn raw_controller(&self, n: u32) -> RawController {
         RawController::bring_up(&self.gw.trid(NQN), &HostIdentity::numbered(n)).expect("raw controller bring-up")
-    }
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        // The probe engine's reactors stop with the process otherwise; stop them now.
-        let probe = std::mem::replace(&mut self.probe, start_engine(&[]));
-        probe.shutdown();
     }
 }
 

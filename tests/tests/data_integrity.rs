@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use corepath_tests::bins::binary;
 use corepath_tests::gateway::{GatewaySetup, TestGateway, NQN};
 use corepath_tests::host::{extents, test_controller_options, TestHost};
+use corepath_tests::raw_host::RawQpair;
 use corepath_tests::{gateway_and_host_cores, pattern};
 use engine::IoOp;
 use serde_json::Value;
@@ -67,6 +68,9 @@ fn run_every_size(traddr: &str, malloc_bytes: u64, digests: bool) {
     opts.header_digest = digests;
     opts.data_digest = digests;
     let host = TestHost::attach(&gw.trid(NQN), &[host_core], &opts).expect("attach");
+    // The engine's queue pairs are this transport's; check the gateway grants what was asked.
+    let raw = RawQpair::connect(&gw.trid(NQN), 1, 4, digests).expect("raw connect");
+    assert_eq!(raw.digests(), Some((digests, digests)), "digests negotiated in ICResp");
     assert_eq!(host.ns.num_blocks * u64::from(host.ns.block_size), malloc_bytes);
     assert!(host.ns.max_transfer_bytes >= 1 << 20, "MDTS below 1 MiB: {}", host.ns.max_transfer_bytes);
     let start = Instant::now();
