@@ -4,10 +4,9 @@
 //! and reads it all back, without and with header and data digests; and one
 //! verifying `corepath-bench` run against the same kind of gateway.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use corepath_tests::bins::binary;
+use corepath_tests::bins::{binary, run_with_timeout};
 use corepath_tests::gateway::{GatewaySetup, TestGateway, NQN};
 use corepath_tests::host::{extents, test_controller_options, TestHost};
 use corepath_tests::raw_host::RawQpair;
@@ -111,7 +110,8 @@ fn bench_randrw_with_verify_finds_no_errors() {
         "json",
     ];
     let start = Instant::now();
-    let out = Command::new(binary("corepath-bench")).args(args).output().expect("run corepath-bench");
+    let out = run_with_timeout(&binary("corepath-bench"), &args, Duration::from_secs(60))
+        .expect("corepath-bench still running after 60 s (killed)");
     let elapsed = start.elapsed();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "corepath-bench {args:?} failed: {:?}\n{stderr}", out.status);
