@@ -10,11 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::clock::{Clock, MonotonicClock};
-use crate::host::admin::{AdminOptions, AdminQueue, ADMIN_QUEUE_DEPTH};
-use crate::host::io_qpair::{ConnectParams, IoQpair};
-use crate::host::{ControllerData, CoreJob, HostCore, Namespace, MAX_CONTROLLERS};
+use crate::host::{ControllerData, CoreJob, HostCore, HostIdentity, Namespace, MAX_CONTROLLERS};
 use crate::reactor::{IdlePolicy, ReactorSet};
-use crate::transport::{HostTransport, QpairOptions};
+use crate::transport::HostTransport;
 use crate::trid::TransportId;
 
 /// Errors of the engine's control API.
@@ -194,36 +192,16 @@ impl<T: HostTransport + 'static> Engine<T> {
         let (tx, rx) = mpsc::channel();
         let admin_trid = trid.clone();
         let admin_opts = opts.clone();
-        let (hostnqn, hostid) = (self.hostnqn.clone(), self.hostid);
+        let host = self.identity();
         self.on_reactor(0, move |core: &mut HostCore<T>, ctx| {
-            let qopts = QpairOptions {
-                qid: 0,
-                queue_depth: ADMIN_QUEUE_DEPTH,
-                header_digest: admin_opts.header_digest,
-                data_digest: admin_opts.data_digest,
-                connect_timeout_ns: admin_opts.connect_timeout_ms * 1_000_000,
-            };
-            match core.transport.connect(&admin_trid, &qopts) {
-                Err(e) => {
-                    let _ = tx.send(Err(format!("connect: {e}")));
-                }
-                Ok(q) => {
-                    let aopts = AdminOptions {
-                        io_queues_wanted: n,
-                        keep_alive_timeout_ms: admin_opts.keep_alive_timeout_ms,
-                        bringup_timeout_ns: admin_opts.connect_timeout_ms * 1_000_000,
-                    };
-                    match AdminQueue::new(q, aopts, &admin_trid.subnqn, &hostnqn, hostid, ctx.now_ns) {
-                        Ok(admin) => {
-                            if let Some(c) = core.ctrlr_mut(index) {
-                                c.admin = Some(admin);
-                                c.admin_reply = Some(tx);
-                            }
-                        }
-                        Err(why) => {
-                            let _ = tx.send(Err(why));
-                        }
+            match core.start_admin(index, &admin_trid, &admin_opts, n, &host, ctx.now_ns) {
+                Ok(()) => {
+                    if let Some(c) = core.ctrlr_mut(index) {
+                        c.admin_reply = Some(tx);
                     }
+                }
+                Err(why) => {
+                    let _ = tx.send(Err(why));
                 }
             }
         })?;
@@ -237,43 +215,17 @@ impl<T: HostTransport + 'static> Engine<T> {
             let (tx, rx) = mpsc::channel();
             let io_trid = trid.clone();
             let io_opts = opts.clone();
-            let (hostnqn, hostid, cntlid) = (self.hostnqn.clone(), self.hostid, data.cntlid);
-            let in_capsule_bytes = data.in_capsule_data_bytes;
-            // IO queue size: what we want, capped by the controller's MQES (0's based).
-            let depth = io_opts.io_queue_depth.min(data.mqes.saturating_add(1)).max(2);
+            let (host, data) = (self.identity(), data.clone());
             self.on_reactor(r, move |core: &mut HostCore<T>, ctx| {
                 let qid = r as u16 + 1;
-                let qopts = QpairOptions {
-                    qid,
-                    queue_depth: depth,
-                    header_digest: io_opts.header_digest,
-                    data_digest: io_opts.data_digest,
-                    connect_timeout_ns: io_opts.connect_timeout_ms * 1_000_000,
-                };
-                match core.transport.connect(&io_trid, &qopts) {
-                    Err(e) => {
-                        let _ = tx.send(Err(format!("connect IO queue {qid}: {e}")));
-                    }
-                    Ok(q) => {
-                        let deadline = ctx.now_ns + qopts.connect_timeout_ns;
-                        match IoQpair::new(
-                            q,
-                            qid,
-                            depth,
-                            &ConnectParams { cntlid, subnqn: &io_trid.subnqn, hostnqn: &hostnqn, hostid },
-                            deadline,
-                            in_capsule_bytes,
-                        ) {
-                            Ok(qpair) => {
-                                if let Some(c) = core.ctrlr_mut(index) {
-                                    c.io = Some(qpair);
-                                    c.io_reply = Some(tx);
-                                }
-                            }
-                            Err(why) => {
-                                let _ = tx.send(Err(why));
-                            }
+                match core.start_io(index, &io_trid, &io_opts, qid, &data, &host, ctx.now_ns) {
+                    Ok(()) => {
+                        if let Some(c) = core.ctrlr_mut(index) {
+                            c.io_reply = Some(tx);
                         }
+                    }
+                    Err(why) => {
+                        let _ = tx.send(Err(why));
                     }
                 }
             })?;
@@ -287,6 +239,10 @@ impl<T: HostTransport + 'static> Engine<T> {
             }
         }
         Ok(Controller { index, trid: trid.clone(), data })
+    }
+
+    fn identity(&self) -> HostIdentity {
+        HostIdentity { hostnqn: self.hostnqn.clone(), hostid: self.hostid }
     }
 
     /// Disconnects a controller on every core. IOs in flight complete with a path error.

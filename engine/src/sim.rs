@@ -10,6 +10,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use protocol::sgl::SglDescriptor;
 use protocol::{Cqe, Sqe};
 
 use crate::opcode_direction_is_read;
@@ -125,6 +126,16 @@ impl HostQpair for SimHostQpair {
     }
 
     unsafe fn submit(&mut self, sqe: &Sqe, data: XferBuf) -> Result<(), TransportError> {
+        // SGL1 as a fabric transport fills it: writes as in-capsule data,
+        // reads as a transport data block of the transfer length.
+        let mut sqe = *sqe;
+        sqe.dptr = match data {
+            XferBuf::ToController { len, .. } => SglDescriptor::DataBlockOffset { offset: 0, len },
+            XferBuf::FromController { len, .. } => SglDescriptor::TransportDataBlock { len },
+            XferBuf::None => SglDescriptor::DataBlockOffset { offset: 0, len: 0 },
+        }
+        .to_bytes();
+        let sqe = &sqe;
         let mut link = lock(&self.link);
         if link.closed {
             return Err(TransportError::Closed);
@@ -181,6 +192,13 @@ impl HostQpair for SimHostQpair {
     }
 }
 
+impl Drop for SimHostQpair {
+    fn drop(&mut self) {
+        // Like closing a socket: the peer sees the connection go.
+        lock(&self.link).closed = true;
+    }
+}
+
 /// Target side of the simulated fabric.
 pub struct SimTargetTransport {
     net: SimNetwork,
@@ -218,6 +236,12 @@ pub struct SimTargetQpair {
     slots: Vec<Option<(Sqe, Vec<u8>)>>,
     ready: VecDeque<u16>,
     peer: String,
+}
+
+impl Drop for SimTargetQpair {
+    fn drop(&mut self) {
+        lock(&self.link).closed = true;
+    }
 }
 
 impl TargetQpair for SimTargetQpair {

@@ -15,12 +15,14 @@ pub(crate) mod io_qpair;
 
 use std::sync::mpsc::Sender;
 
+use crate::api::ControllerOptions;
 use crate::buf::IoBuf;
 use crate::reactor::{Poller, ReactorCtx};
-use crate::transport::{HostQpair, HostTransport};
+use crate::transport::{HostQpair, HostTransport, QpairOptions};
+use crate::trid::TransportId;
 use admin::{AdminQueue, AdminState};
+use io_qpair::{ConnectParams, IoQpair, QpairState};
 pub use io_qpair::{IoCompletion, IoOp, SubmitError, SubmitErrorKind};
-use io_qpair::{IoQpair, QpairState};
 
 /// Controllers one engine can have attached at once.
 pub const MAX_CONTROLLERS: usize = 64;
@@ -178,34 +180,50 @@ impl<Q: HostQpair> CoreCtrlr<Q> {
         CoreCtrlr { admin: None, admin_reply: None, io: None, io_reply: None }
     }
 
-    /// Reports bring-up results to whoever waits for them.
+    /// The admin queue's bring-up result, once there is one.
+    fn admin_outcome(&self) -> Option<Result<ControllerData, String>> {
+        let admin = self.admin.as_ref()?;
+        match admin.state() {
+            AdminState::Ready => Some(Ok(admin.controller().clone())),
+            AdminState::Failed(why) => Some(Err(why.clone())),
+            _ => None,
+        }
+    }
+
+    /// The IO queue pair's connect result, once there is one.
+    fn io_outcome(&self) -> Option<Result<(), String>> {
+        match self.io.as_ref()?.state() {
+            QpairState::Ready => Some(Ok(())),
+            QpairState::Failed => Some(Err("IO queue pair failed to connect".to_string())),
+            _ => None,
+        }
+    }
+
+    /// Reports bring-up results to whoever waits for them. A sender is taken
+    /// only with an outcome in hand: until then it must stay.
     fn report_progress(&mut self) {
-        if let (Some(admin), Some(_)) = (&self.admin, &self.admin_reply) {
-            let outcome = match admin.state() {
-                AdminState::Ready => Some(Ok(admin.controller().clone())),
-                AdminState::Failed(why) => Some(Err(why.clone())),
-                _ => None,
-            };
-            // Take the sender only with an outcome in hand: until then it must stay.
-            if let Some(outcome) = outcome {
-                if let Some(tx) = self.admin_reply.take() {
-                    let _ = tx.send(outcome);
-                }
+        if self.admin_reply.is_some() {
+            if let (Some(outcome), Some(tx)) = (self.admin_outcome(), self.admin_reply.as_ref()) {
+                let _ = tx.send(outcome);
+                self.admin_reply = None;
             }
         }
-        if let (Some(io), Some(_)) = (&self.io, &self.io_reply) {
-            let outcome = match io.state() {
-                QpairState::Ready => Some(Ok(())),
-                QpairState::Failed => Some(Err("IO queue pair failed to connect".to_string())),
-                _ => None,
-            };
-            if let Some(outcome) = outcome {
-                if let Some(tx) = self.io_reply.take() {
-                    let _ = tx.send(outcome);
-                }
+        if self.io_reply.is_some() {
+            if let (Some(outcome), Some(tx)) = (self.io_outcome(), self.io_reply.as_ref()) {
+                let _ = tx.send(outcome);
+                self.io_reply = None;
             }
         }
     }
+}
+
+/// Who the host says it is in Fabrics Connect.
+#[derive(Debug, Clone)]
+pub struct HostIdentity {
+    /// Host NQN.
+    pub hostnqn: String,
+    /// Host identifier.
+    pub hostid: [u8; 16],
 }
 
 /// The host engine's poller on one core.
@@ -251,6 +269,78 @@ impl<T: HostTransport> HostCore<T> {
     pub(crate) fn ctrlr_mut(&mut self, index: u16) -> Option<&mut CoreCtrlr<T::Qpair>> {
         let slot = self.ctrlrs.get_mut(usize::from(index))?;
         Some(slot.get_or_insert_with(CoreCtrlr::empty))
+    }
+
+    /// Attach, step 1 (on the controller's admin core): starts connecting the
+    /// admin queue of controller `index`; drive it with [`Poller::poll`] and
+    /// read [`HostCore::admin_outcome`].
+    pub fn start_admin(
+        &mut self,
+        index: u16,
+        trid: &TransportId,
+        opts: &ControllerOptions,
+        io_queues: u16,
+        host: &HostIdentity,
+        now_ns: u64,
+    ) -> Result<(), String> {
+        let qopts = QpairOptions {
+            qid: 0,
+            queue_depth: admin::ADMIN_QUEUE_DEPTH,
+            header_digest: opts.header_digest,
+            data_digest: opts.data_digest,
+            connect_timeout_ns: opts.connect_timeout_ms * 1_000_000,
+        };
+        let q = self.transport.connect(trid, &qopts).map_err(|e| format!("connect: {e}"))?;
+        let aopts = admin::AdminOptions {
+            io_queues_wanted: io_queues,
+            keep_alive_timeout_ms: opts.keep_alive_timeout_ms,
+            bringup_timeout_ns: opts.connect_timeout_ms * 1_000_000,
+        };
+        let admin = AdminQueue::new(q, aopts, &trid.subnqn, &host.hostnqn, host.hostid, now_ns)?;
+        let c = self.ctrlr_mut(index).ok_or_else(|| format!("controller index {index} out of range"))?;
+        c.admin = Some(admin);
+        Ok(())
+    }
+
+    /// The admin queue's bring-up result for controller `index`, once known.
+    pub fn admin_outcome(&self, index: u16) -> Option<Result<ControllerData, String>> {
+        self.ctrlrs.get(usize::from(index))?.as_ref()?.admin_outcome()
+    }
+
+    /// Attach, step 2 (on every core): starts connecting this core's IO queue
+    /// pair `qid` to the controller that step 1 brought up.
+    pub fn start_io(
+        &mut self,
+        index: u16,
+        trid: &TransportId,
+        opts: &ControllerOptions,
+        qid: u16,
+        data: &ControllerData,
+        host: &HostIdentity,
+        now_ns: u64,
+    ) -> Result<(), String> {
+        // IO queue size: what we want, capped by the controller's MQES (0's based).
+        let depth = opts.io_queue_depth.min(data.mqes.saturating_add(1)).max(2);
+        let qopts = QpairOptions {
+            qid,
+            queue_depth: depth,
+            header_digest: opts.header_digest,
+            data_digest: opts.data_digest,
+            connect_timeout_ns: opts.connect_timeout_ms * 1_000_000,
+        };
+        let q = self.transport.connect(trid, &qopts).map_err(|e| format!("connect IO queue {qid}: {e}"))?;
+        let connect =
+            ConnectParams { cntlid: data.cntlid, subnqn: &trid.subnqn, hostnqn: &host.hostnqn, hostid: host.hostid };
+        let deadline_ns = now_ns + qopts.connect_timeout_ns;
+        let qpair = IoQpair::new(q, qid, depth, &connect, deadline_ns, data.in_capsule_data_bytes)?;
+        let c = self.ctrlr_mut(index).ok_or_else(|| format!("controller index {index} out of range"))?;
+        c.io = Some(qpair);
+        Ok(())
+    }
+
+    /// This core's IO queue pair connect result for controller `index`, once known.
+    pub fn io_outcome(&self, index: u16) -> Option<Result<(), String>> {
+        self.ctrlrs.get(usize::from(index))?.as_ref()?.io_outcome()
     }
 
     /// Drops a controller's queues on this core; IOs in flight complete with a
