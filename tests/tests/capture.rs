@@ -1,7 +1,11 @@
 //! Packet-capture conformance: a real session between our host engine and our
-//! gateway over loopback, captured with Debian's tshark and checked with its
-//! NVMe/TCP dissector (no malformed PDU, every command answered, R2T/H2CData/
-//! C2HData present, digests verified when negotiated).
+//! gateway over loopback (connect, identify, writes and reads of 512 B to
+//! 1 MiB), with digests off and on, captured with Debian's tshark and checked
+//! PDU by PDU with its NVMe/TCP dissector: nothing malformed or undecodable,
+//! ICReq/ICResp with PFV 0 and the digests asked for, every command answered
+//! on its own connection (Asynchronous Event Requests excepted: they stay
+//! outstanding until an event), R2T/H2CData/C2HData consistent with their
+//! commands, and every digest verified by tshark when negotiated.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader};
@@ -36,7 +40,8 @@ struct Capture {
 }
 
 impl Capture {
-    /// Starts capturing TCP to and from `addr`:4420 into `pcap`; returns once tshark says it is capturing.
+    /// Starts capturing TCP to and from `addr`:4420 into `pcap`; returns once
+    /// tshark has announced the capture and dumpcap has written the file header.
     fn start(addr: &str, pcap: &Path) -> Capture {
         assert!(
             Path::new(TSHARK).exists(),
@@ -75,7 +80,9 @@ impl Capture {
             if announced && header_written {
                 return cap;
             }
-            if let Some(Ok(Some(status))) = cap.child.as_mut().map(Child::try_wait) {
+            if let Some(status) = cap.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                // Reaped: its PID must not be signalled again.
+                cap.child = None;
                 panic!("tshark exited ({status}) before capturing; its stderr:\n{}", cap.stderr_seen.join("\n"));
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -577,10 +584,7 @@ fn check_digests(a: &mut Analysis, p: &Pdu, digests: bool) {
 fn check_r2t(a: &mut Analysis, p: &Pdu, cmds: &mut [CmdRecord], stream: u32) {
     let cid = p.num("nvme-tcp.cmd.cid");
     let in_flight = cmds.iter_mut().rev().find(|c| {
-        c.stream == stream
-            && Some(c.cid) == cid
-            && c.frame <= p.frame
-            && c.response_frame.map_or(true, |r| r >= p.frame)
+        c.stream == stream && Some(c.cid) == cid && c.frame <= p.frame && c.response_frame.is_none_or(|r| r >= p.frame)
     });
     let Some(cmd) = in_flight else {
         a.find(p.frame, format!("R2T for CID {cid:x?} with no command in flight"));
@@ -635,7 +639,7 @@ fn check_data_pdu(
         if offset < r2t_offset || offset + length > r2t_end {
             a.find(p.frame, format!("H2CData {offset}+{length} outside R2T {r2t_offset}+{r2t_length}"));
         }
-        if max_h2c_data_bytes.map_or(true, |max| length > max) {
+        if max_h2c_data_bytes.is_none_or(|max| length > max) {
             a.find(p.frame, format!("H2CData of {length} bytes, ICResp MAXH2CDATA {max_h2c_data_bytes:?}"));
         }
         if last != (offset + length == r2t_end) {
