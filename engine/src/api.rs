@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::clock::{Clock, MonotonicClock};
-use crate::host::{ControllerData, CoreJob, HostCore, HostIdentity, Namespace, MAX_CONTROLLERS};
+use crate::host::{AttachRequest, ControllerData, CoreJob, HostCore, HostIdentity, Namespace, MAX_CONTROLLERS};
 use crate::reactor::{IdlePolicy, ReactorSet};
 use crate::transport::HostTransport;
 use crate::trid::TransportId;
@@ -194,7 +194,8 @@ impl<T: HostTransport + 'static> Engine<T> {
         let admin_opts = opts.clone();
         let host = self.identity();
         self.on_reactor(0, move |core: &mut HostCore<T>, ctx| {
-            match core.start_admin(index, &admin_trid, &admin_opts, n, &host, ctx.now_ns) {
+            let req = AttachRequest { index, trid: &admin_trid, opts: &admin_opts, host: &host };
+            match core.start_admin(&req, n, ctx.now_ns) {
                 Ok(()) => {
                     if let Some(c) = core.ctrlr_mut(index) {
                         c.admin_reply = Some(tx);
@@ -218,7 +219,8 @@ impl<T: HostTransport + 'static> Engine<T> {
             let (host, data) = (self.identity(), data.clone());
             self.on_reactor(r, move |core: &mut HostCore<T>, ctx| {
                 let qid = r as u16 + 1;
-                match core.start_io(index, &io_trid, &io_opts, qid, &data, &host, ctx.now_ns) {
+                let req = AttachRequest { index, trid: &io_trid, opts: &io_opts, host: &host };
+                match core.start_io(&req, qid, &data, ctx.now_ns) {
                     Ok(()) => {
                         if let Some(c) = core.ctrlr_mut(index) {
                             c.io_reply = Some(tx);

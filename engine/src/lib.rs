@@ -20,8 +20,8 @@ pub use api::{format_uuid, Controller, ControllerOptions, Engine, EngineError, E
 pub use buf::{BufPool, IoBuf};
 pub use clock::{Clock, ManualClock, MonotonicClock};
 pub use host::{
-    ControllerData, CoreJob, HostCore, HostIdentity, IoCompletion, IoContext, IoOp, JobStatus, Namespace,
-    NamespaceData, SubmitError, SubmitErrorKind,
+    AttachRequest, ControllerData, CoreJob, HostCore, HostIdentity, IoCompletion, IoContext, IoOp, JobStatus,
+    Namespace, NamespaceData, SubmitError, SubmitErrorKind,
 };
 pub use reactor::{parse_core_mask, IdlePolicy, Poller, Reactor, ReactorCtx, ReactorSender, ReactorSet};
 pub use ring::{IoChannel, RingIo, RingJob};

@@ -8,8 +8,8 @@ use corepath_target::config::{ListenAddress, NamespaceParams, SubsystemParams, T
 use corepath_target::{GatewayContext, GatewayCore, QpairOrigin};
 use engine::sim::{SimListener, SimNetwork};
 use engine::{
-    AdrFam, Clock, ControllerOptions, HostCore, HostIdentity, IoBuf, IoChannel, IoOp, ManualClock, Namespace, Reactor,
-    RingIo, TargetOptions, TargetTransport, TrType, TransportId,
+    AdrFam, AttachRequest, Clock, ControllerOptions, HostCore, HostIdentity, IoBuf, IoChannel, IoOp, ManualClock,
+    Namespace, Reactor, RingIo, TargetOptions, TargetTransport, TrType, TransportId,
 };
 
 const NQN: &str = "nqn.2021-06.io.spdk:sim";
@@ -77,11 +77,12 @@ impl World {
         let opts = ControllerOptions::default();
         let host_id = HostIdentity { hostnqn: "nqn.2014-08.org.nvmexpress:uuid:sim-host".into(), hostid: [7; 16] };
         let now = self.clock.now_ns();
-        self.host.poller().start_admin(0, &trid, &opts, 1, &host_id, now).unwrap();
+        let req = AttachRequest { index: 0, trid: &trid, opts: &opts, host: &host_id };
+        self.host.poller().start_admin(&req, 1, now).unwrap();
         let data = self.run_until(10_000, |w| w.host.poller().admin_outcome(0)).unwrap();
         milestones.push(("admin ready", self.turns));
         let now = self.clock.now_ns();
-        self.host.poller().start_io(0, &trid, &opts, 1, &data, &host_id, now).unwrap();
+        self.host.poller().start_io(&req, 1, &data, now).unwrap();
         self.run_until(10_000, |w| w.host.poller().io_outcome(0)).unwrap();
         milestones.push(("io queue ready", self.turns));
         let controller = engine::Controller { index: 0, trid, data };

@@ -40,10 +40,8 @@ fn write(host: &TestHost, write_reactor: usize, plan: &[Extent]) {
 
 #[test]
 fn two_host_cores_and_two_gateway_reactors_both_carry_verified_io() {
-    if std::thread::available_parallelism().map_or(1, usize::from) < 2 {
-        eprintln!("skipped: needs two cores");
-        return;
-    }
+    // Reactors pin to cores 0 and 1; on a one-core machine pinning fails and
+    // they run unpinned, which still gives two reactors with a queue pair each.
     let mut setup = GatewaySetup::new(0, "127.0.0.16", NS_BYTES);
     setup.cores = vec![0, 1];
     let gw = TestGateway::start(&setup);

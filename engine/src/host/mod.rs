@@ -217,6 +217,19 @@ impl<Q: HostQpair> CoreCtrlr<Q> {
     }
 }
 
+/// What both attach steps need: which controller slot, where, how, as whom.
+#[derive(Debug, Clone, Copy)]
+pub struct AttachRequest<'a> {
+    /// The engine's index for the controller.
+    pub index: u16,
+    /// Where the controller is.
+    pub trid: &'a TransportId,
+    /// Attach options.
+    pub opts: &'a ControllerOptions,
+    /// Who we are.
+    pub host: &'a HostIdentity,
+}
+
 /// Who the host says it is in Fabrics Connect.
 #[derive(Debug, Clone)]
 pub struct HostIdentity {
@@ -274,15 +287,8 @@ impl<T: HostTransport> HostCore<T> {
     /// Attach, step 1 (on the controller's admin core): starts connecting the
     /// admin queue of controller `index`; drive it with [`Poller::poll`] and
     /// read [`HostCore::admin_outcome`].
-    pub fn start_admin(
-        &mut self,
-        index: u16,
-        trid: &TransportId,
-        opts: &ControllerOptions,
-        io_queues: u16,
-        host: &HostIdentity,
-        now_ns: u64,
-    ) -> Result<(), String> {
+    pub fn start_admin(&mut self, req: &AttachRequest<'_>, io_queues: u16, now_ns: u64) -> Result<(), String> {
+        let AttachRequest { index, trid, opts, host } = *req;
         let qopts = QpairOptions {
             qid: 0,
             queue_depth: admin::ADMIN_QUEUE_DEPTH,
@@ -311,14 +317,12 @@ impl<T: HostTransport> HostCore<T> {
     /// pair `qid` to the controller that step 1 brought up.
     pub fn start_io(
         &mut self,
-        index: u16,
-        trid: &TransportId,
-        opts: &ControllerOptions,
+        req: &AttachRequest<'_>,
         qid: u16,
         data: &ControllerData,
-        host: &HostIdentity,
         now_ns: u64,
     ) -> Result<(), String> {
+        let AttachRequest { index, trid, opts, host } = *req;
         // IO queue size: what we want, capped by the controller's MQES (0's based).
         let depth = opts.io_queue_depth.min(data.mqes.saturating_add(1)).max(2);
         let qopts = QpairOptions {
