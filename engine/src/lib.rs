@@ -26,8 +26,8 @@ pub use host::{
 pub use reactor::{parse_core_mask, IdlePolicy, Poller, Reactor, ReactorCtx, ReactorSender, ReactorSet};
 pub use ring::{IoChannel, RingIo, RingJob};
 pub use transport::{
-    ConnectProgress, HostQpair, HostTransport, QpairOptions, TargetCommand, TargetListener, TargetOptions, TargetQpair,
-    TargetTransport, TransportError, XferBuf,
+    BorrowedData, ConnectProgress, HostQpair, HostTransport, QpairOptions, TargetCommand, TargetListener,
+    TargetOptions, TargetQpair, TargetTransport, TransportError, XferBuf,
 };
 pub use trid::{AdrFam, TrType, TransportId, TridError};
 pub mod sim;

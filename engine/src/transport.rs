@@ -19,6 +19,7 @@
 //! they can and return.
 
 use core::ptr::NonNull;
+use std::sync::Arc;
 
 use protocol::{Cqe, Sqe};
 
@@ -197,6 +198,28 @@ impl Default for TargetOptions {
     }
 }
 
+/// Read data a transport may send straight from where it lives (a malloc
+/// bdev's memory), instead of a copy in its own buffer: SPDK's zero-copy
+/// read. `owner` keeps the memory alive until the data is on the wire.
+pub struct BorrowedData {
+    /// Start of the data.
+    pub ptr: NonNull<u8>,
+    /// Length in bytes.
+    pub len: u32,
+    /// Whatever owns the memory; held until the transport is done with it.
+    pub owner: Arc<dyn Send + Sync>,
+}
+
+// SAFETY: the pointer is into memory owned by `owner`, which is Send + Sync;
+// holders only read through it.
+unsafe impl Send for BorrowedData {}
+
+impl core::fmt::Debug for BorrowedData {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("BorrowedData").field("len", &self.len).finish_non_exhaustive()
+    }
+}
+
 /// A command whose data (for writes) is in hand, ready to execute.
 #[derive(Debug, Clone, Copy)]
 pub struct TargetCommand {
@@ -224,6 +247,21 @@ pub trait TargetQpair {
     /// Completes a command: for a successful read, the first `data_len` bytes
     /// of its buffer go to the host first; then the response capsule. Frees the slot.
     fn complete(&mut self, slot: u16, cqe: &Cqe, data_len: u32);
+
+    /// Completes a successful read whose data is sent from `data` rather than
+    /// from the command's buffer. The default copies it into the buffer.
+    ///
+    /// # Safety
+    /// `data.ptr` must be valid for reads of `data.len` bytes for as long as
+    /// `data.owner` is alive.
+    unsafe fn complete_borrowed(&mut self, slot: u16, cqe: &Cqe, data: BorrowedData) {
+        let buf = self.data_mut(slot);
+        let n = buf.len().min(data.len as usize);
+        // SAFETY: the caller guarantees data.ptr is valid for data.len >= n bytes while owner lives (it does
+        // here); buf is the transport's own buffer, a different allocation.
+        unsafe { core::ptr::copy_nonoverlapping(data.ptr.as_ptr(), buf.as_mut_ptr(), n) };
+        self.complete(slot, cqe, n as u32);
+    }
 
     /// Sends what was queued, as [`HostQpair::flush`].
     fn flush(&mut self) -> Result<(), TransportError>;

@@ -8,8 +8,10 @@
 use core::fmt;
 use core::ptr::NonNull;
 use std::alloc::{self, Layout};
+use std::sync::Arc;
 
 use crate::error::{BdevError, TargetError};
+use engine::BorrowedData;
 
 /// Alignment of malloc bdev memory: a page, as DMA-able buffers are.
 const MALLOC_ALIGN_BYTES: usize = 4096;
@@ -121,6 +123,23 @@ impl Bdev {
             BdevBackend::Null => buf.fill(0),
         }
         Ok(())
+    }
+
+    /// For a zero-copy read: the bytes at `offset_bytes` where they live, for
+    /// the transport to send without copying them first. `None` when the
+    /// backend keeps no such memory (null) or the range is out of bounds.
+    pub fn borrow_for_read(self: &Arc<Self>, offset_bytes: u64, len_bytes: u32) -> Option<BorrowedData> {
+        let start = self.check_range(offset_bytes, u64::from(len_bytes)).ok()?;
+        match &self.backend {
+            BdevBackend::Malloc(memory) => {
+                // SAFETY: check_range put start + len_bytes inside the allocation, so the pointer is in bounds.
+                let ptr = unsafe { NonNull::new_unchecked(memory.ptr.as_ptr().add(start)) };
+                // The Arc keeps the allocation alive while the transport holds the data; a concurrent write
+                // to the same blocks may tear what is sent, as with a copy (see MallocMemory).
+                Some(BorrowedData { ptr, len: len_bytes, owner: self.clone() })
+            }
+            BdevBackend::Null => None,
+        }
     }
 
     /// Writes `buf` at `offset_bytes`. A null bdev drops the data.

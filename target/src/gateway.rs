@@ -534,7 +534,15 @@ impl<L: TargetListener + 'static> GatewayCore<L> {
                         continue;
                     }
                     let r = io_cmd::execute(&io.ns, e.origin.opts.max_io_size, &mut e.qpair, &cmd);
-                    complete(&mut e.qpair, &cmd, io.qid, e.sqhd, r.status, 0, 0, r.data_len);
+                    match r.borrowed {
+                        Some(data) => {
+                            let cqe = Cqe { sqhd: e.sqhd, sqid: io.qid, cid: cmd.sqe.cid, ..Cqe::default() };
+                            // SAFETY: BorrowedData from Bdev::borrow_for_read points into the bdev's memory, which
+                            // its owner (an Arc of the bdev) keeps alive as long as the transport holds it.
+                            unsafe { e.qpair.complete_borrowed(cmd.slot, &cqe, data) };
+                        }
+                        None => complete(&mut e.qpair, &cmd, io.qid, e.sqhd, r.status, 0, 0, r.data_len),
+                    }
                 }
                 QpairRole::Admin(a) => {
                     let env = AdminEnv {

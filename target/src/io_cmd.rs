@@ -5,7 +5,7 @@
 //! transport's buffer, calls the bdev, and returns a status. It allocates
 //! nothing and takes no lock.
 
-use engine::{TargetCommand, TargetQpair};
+use engine::{BorrowedData, TargetCommand, TargetQpair};
 use protocol::opcode::io;
 use protocol::status::generic;
 use protocol::{SglDescriptor, Status};
@@ -21,20 +21,22 @@ const DSM_ATTR_DEALLOCATE: u32 = 1 << 2;
 const TRANSIENT_TRANSPORT_ERROR: u8 = 0x22;
 
 /// The result of an IO command: its status and the bytes of data to send back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) struct IoResult {
     pub(crate) status: Status,
     pub(crate) data_len: u32,
+    /// Read data to send from where it lives instead of the command's buffer.
+    pub(crate) borrowed: Option<BorrowedData>,
 }
 
 impl IoResult {
     #[inline]
     fn err(status: Status) -> Self {
-        IoResult { status, data_len: 0 }
+        IoResult { status, data_len: 0, borrowed: None }
     }
     #[inline]
     fn ok(data_len: u32) -> Self {
-        IoResult { status: Status::SUCCESS, data_len }
+        IoResult { status: Status::SUCCESS, data_len, borrowed: None }
     }
 }
 
@@ -129,6 +131,12 @@ fn read_write<Q: TargetQpair>(table: &NamespaceTable, max_io_bytes: u32, q: &mut
         return IoResult::err(Status::generic(TRANSIENT_TRANSPORT_ERROR));
     }
     let offset_bytes = slba * u64::from(ns.block_size);
+    if sqe.opc == io::READ {
+        // Zero-copy where the bdev allows it: the transport sends from the bdev's memory.
+        if let Some(borrowed) = ns.bdev.borrow_for_read(offset_bytes, len_bytes as u32) {
+            return IoResult { status: Status::SUCCESS, data_len: len_bytes as u32, borrowed: Some(borrowed) };
+        }
+    }
     let result = if sqe.opc == io::READ { ns.bdev.read(offset_bytes, buf) } else { ns.bdev.write(offset_bytes, buf) };
     match result {
         Ok(()) if sqe.opc == io::READ => IoResult::ok(len_bytes as u32),

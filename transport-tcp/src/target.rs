@@ -26,7 +26,7 @@ use std::net::SocketAddr;
 
 use core::ptr::NonNull;
 
-use engine::{TargetCommand, TargetListener, TargetOptions, TargetQpair, TransportError};
+use engine::{BorrowedData, TargetCommand, TargetListener, TargetOptions, TargetQpair, TransportError};
 use protocol::opcode::DataDirection;
 use protocol::sgl::SglDescriptor;
 use protocol::status::generic;
@@ -191,6 +191,8 @@ struct Slot {
     cqe: Cqe,
     c2h_sent: u32,
     c2h_len: u32,
+    /// Read data sent from where it lives (zero-copy) instead of `buf`.
+    borrowed: Option<BorrowedData>,
 }
 
 impl Slot {
@@ -206,6 +208,7 @@ impl Slot {
             cqe: Cqe::default(),
             c2h_sent: 0,
             c2h_len: 0,
+            borrowed: None,
         }
     }
 
@@ -215,6 +218,22 @@ impl Slot {
             self.buf.resize(len as usize, 0);
         }
         self.len = len;
+    }
+
+    /// The read data at `off`, and the chunk of it from there to `off + len`.
+    fn c2h_chunk(&mut self, off: u32, len: u32) -> (*const u8, &[u8]) {
+        match &self.borrowed {
+            Some(b) => {
+                // SAFETY: complete_borrowed's contract: b.ptr is valid for b.len >= off + len bytes while
+                // b.owner lives, and the slot holds b until it is Free, after this chunk is sent.
+                let chunk = unsafe { core::slice::from_raw_parts(b.ptr.as_ptr().add(off as usize), len as usize) };
+                (chunk.as_ptr(), chunk)
+            }
+            None => {
+                let p = self.data_ptr(off).as_ptr().cast_const();
+                (p, &self.buf[off as usize..(off + len) as usize])
+            }
+        }
     }
 
     fn data_ptr(&mut self, off: u32) -> NonNull<u8> {
@@ -488,8 +507,7 @@ impl TcpTargetQpair {
                         if last { flags::LAST_PDU } else { 0 },
                         &self.neg,
                     );
-                    let data = slot.data_ptr(off).as_ptr().cast_const();
-                    let chunk = &slot.buf[off as usize..(off + len) as usize];
+                    let (data, chunk) = slot.c2h_chunk(off, len);
                     let ddgst = self.neg.ddgst.then(|| tcp::data_digest(chunk));
                     // SAFETY: the slot's buffer is not resized nor handed out (data_mut gives nothing while
                     // Completing) until the slot is Free, after its response, queued behind this entry, is sent.
@@ -520,6 +538,8 @@ impl TcpTargetQpair {
                 if let TxDone::Response(idx) = done {
                     if let Some(slot) = slots.get_mut(usize::from(idx)) {
                         slot.state = SlotState::Free;
+                        // Its data is on the wire: the borrowed memory may go.
+                        slot.borrowed = None;
                         free_slots.push(idx);
                     }
                 }
@@ -565,6 +585,16 @@ impl TargetQpair for TcpTargetQpair {
         s.c2h_sent = 0;
         s.state = SlotState::Completing;
         self.jobs.push_back(slot);
+    }
+
+    unsafe fn complete_borrowed(&mut self, slot: u16, cqe: &Cqe, data: BorrowedData) {
+        let Some(s) = self.slots.get_mut(usize::from(slot)) else { return };
+        if s.state != SlotState::Executing || s.sqe.data_direction() != DataDirection::ControllerToHost {
+            return;
+        }
+        let len = data.len.min(s.len);
+        s.borrowed = Some(data);
+        self.complete(slot, cqe, len);
     }
 
     fn flush(&mut self) -> Result<(), TransportError> {
