@@ -110,6 +110,17 @@ impl NamespaceTable {
         NamespaceTable { by_nsid }
     }
 
+    /// True when this snapshot is what [`NamespaceTable::from_subsystem`]
+    /// would build now (same NSIDs, bdevs and identifiers); allocates nothing,
+    /// so the periodic configuration scan can run on an IO core.
+    pub fn matches(&self, subsystem: &Subsystem) -> bool {
+        self.iter().count() == subsystem.namespaces.len()
+            && subsystem.namespaces.iter().all(|ns| {
+                self.get(ns.nsid)
+                    .is_some_and(|e| Arc::ptr_eq(&e.bdev, &ns.bdev) && e.uuid == ns.uuid && e.nguid == ns.nguid)
+            })
+    }
+
     /// The active namespace `nsid`.
     #[inline]
     pub fn get(&self, nsid: u32) -> Option<&NamespaceEntry> {
@@ -328,6 +339,11 @@ impl Controller {
 
     /// Installs a new namespace table; records the changed NSIDs and raises
     /// the namespace-attribute event.
+    /// True when the controller's namespace snapshot matches `subsystem`.
+    pub(crate) fn ns_table_matches(&self, subsystem: &Subsystem) -> bool {
+        lock(&self.ns_table).matches(subsystem)
+    }
+
     pub(crate) fn replace_ns_table(&self, table: NamespaceTable) {
         let mut current = lock(&self.ns_table);
         let changed = current.changed_nsids(&table);
@@ -437,6 +453,14 @@ impl ControllerRegistry {
     /// The live controller `cntlid` of `subnqn`.
     pub fn get(&self, subnqn: &str, cntlid: u16) -> Option<Arc<Controller>> {
         lock(&self.by_subsystem).get(subnqn).and_then(|m| m.get(&cntlid)).filter(|c| !c.is_dead()).cloned()
+    }
+
+    /// Calls `f` on every controller (live or not), under the registry's
+    /// lock: `f` must not call back into the registry. Allocates nothing.
+    pub fn for_each(&self, mut f: impl FnMut(&Arc<Controller>)) {
+        for m in lock(&self.by_subsystem).values() {
+            m.values().for_each(&mut f);
+        }
     }
 
     /// All live controllers (of `subnqn` when given).

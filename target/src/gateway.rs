@@ -190,6 +190,20 @@ impl GatewayContext {
         if self.discovery_digest.swap(digest, Ordering::AcqRel) != digest {
             self.discovery_genctr.fetch_add(1, Ordering::AcqRel);
         }
+        // The common case, every scan interval on reactor 0 (an IO core): nothing
+        // changed. Check that without allocating; rebuild only when needed.
+        let mut any_change = false;
+        self.registry.for_each(|ctrl| {
+            any_change |= match state.subsystem(&ctrl.subnqn) {
+                None => true,
+                Some(s) if s.subtype == SubsystemType::Nvme && !s.listeners.contains(&ctrl.listen) => true,
+                Some(_) if !state.host_allowed(&ctrl.subnqn, &ctrl.hostnqn) => true,
+                Some(s) => ctrl.kind == ControllerKind::Io && !ctrl.ns_table_matches(s),
+            };
+        });
+        if !any_change {
+            return true;
+        }
         for ctrl in self.registry.list(None) {
             let why = match state.subsystem(&ctrl.subnqn) {
                 None => Some("its subsystem was deleted"),
