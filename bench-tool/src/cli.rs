@@ -126,7 +126,8 @@ impl FromStr for CoreList {
 #[derive(Debug, Clone, Parser)]
 #[command(name = "corepath-bench", version, about = "fio-like load generator for corepath", long_about = LONG_ABOUT)]
 pub struct Args {
-    /// Remote controller to use, SPDK transport ID form; repeat for multipath.
+    /// Remote controller to use, SPDK transport ID form. One path for now: multipath
+    /// (repeating --trid) comes with the multipath crate and is refused until then.
     /// Without it, an in-process gateway is started (see --embedded).
     #[arg(long = "trid", value_name = "TRID")]
     pub trid: Vec<TransportId>,

@@ -43,6 +43,9 @@ pub enum GlueError {
     /// No path was given.
     #[error("no transport ID to connect to")]
     NoPath,
+    /// More than one path: multipath is not built yet.
+    #[error("{0} paths given, but multipath is not implemented yet: give one --trid")]
+    MultipathNotYet(usize),
     /// A job never finished.
     #[error("jobs did not finish within {0:?} after the run time")]
     Hung(Duration),
@@ -60,6 +63,9 @@ pub fn run_job(config: &BenchConfig) -> Result<Vec<JobReport>, GlueError> {
         }
         TargetMode::Remote { trids } => (None, trids.clone()),
     };
+    if trids.len() > 1 {
+        return Err(GlueError::MultipathNotYet(trids.len()));
+    }
     let trid: &TransportId = trids.first().ok_or(GlueError::NoPath)?;
 
     let mut opts = EngineOptions::on_cores(&cores);

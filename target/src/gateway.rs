@@ -60,7 +60,8 @@ const STOP_LISTENING_WAIT: Duration = Duration::from_secs(5);
 /// Writes one line to stderr: the gateway logs only rare events (controllers
 /// created and destroyed, listeners, errors), never per IO.
 fn log_event(msg: std::fmt::Arguments<'_>) {
-    eprintln!("corepath-tgt: {msg}");
+    // "gateway:", not the daemon's name: corepath-bench embeds the gateway too.
+    eprintln!("gateway: {msg}");
 }
 
 /// Why the gateway refused a request.
