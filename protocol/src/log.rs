@@ -296,12 +296,12 @@ wire_struct! {
         pub trsvcid: [u8; 32] = 32,
         /// Reserved.
         pub rsvd64: [u8; 192] = 64,
+        /// Subsystem NQN, NUL terminated (before TRADDR: Linux and SPDK read it here).
+        pub subnqn: [u8; 256] = 256,
         /// Transport address, ASCII, space padded.
-        pub traddr: [u8; 256] = 256,
+        pub traddr: [u8; 256] = 512,
         /// Transport specific address subtype.
-        pub tsas: [u8; 256] = 512,
-        /// Subsystem NQN, NUL terminated.
-        pub subnqn: [u8; 256] = 768,
+        pub tsas: [u8; 256] = 768,
     }
 }
 
@@ -550,12 +550,40 @@ mod tests {
         e
     }
 
+    /// The discovery log page Linux 6.1's nvmet returned to `nvme discover`
+    /// (tests/vmlab; nvme-cli's --raw): the current discovery subsystem, then
+    /// nqn.2026-11.io.corepath.vmlab:ram0 on tcp 10.0.2.15:4420.
+    const LINUX_NVMET_DISCOVERY_LOG: &[u8] = include_bytes!("../testdata/linux-6.1-nvmet-discovery-log.bin");
+
+    #[test]
+    fn parses_linux_nvmet_discovery_log_and_encodes_strings_at_its_offsets() {
+        let (hdr, entries) = parse_discovery_log(LINUX_NVMET_DISCOVERY_LOG).unwrap();
+        assert_eq!(hdr.numrec, 2);
+        assert_eq!(entries[0].subtype, subtype::CURRENT_DISCOVERY);
+        assert_eq!(entries[0].subnqn_str().unwrap(), "nqn.2014-08.org.nvmexpress.discovery");
+        let nvm = &entries[1];
+        assert_eq!((nvm.trtype, nvm.adrfam, nvm.subtype), (trtype::TCP, adrfam::IPV4, subtype::NVME));
+        assert_eq!(nvm.subnqn_str().unwrap(), "nqn.2026-11.io.corepath.vmlab:ram0");
+        assert_eq!(nvm.traddr_str().unwrap(), "10.0.2.15");
+        assert_eq!(nvm.trsvcid_str().unwrap(), "4420");
+        // Our entry for the same subsystem puts SUBNQN and TRADDR where
+        // nvmet does (we had them swapped, with TSAS between: nvme-cli showed
+        // the address as the NQN and no address).
+        let mut ours = DiscoveryLogEntry { trtype: trtype::TCP, adrfam: adrfam::IPV4, ..DiscoveryLogEntry::zeroed() };
+        ours.set_subnqn("nqn.2026-11.io.corepath.vmlab:ram0").unwrap();
+        ours.set_traddr("10.0.2.15").unwrap();
+        let bytes = ours.to_bytes();
+        let theirs = &LINUX_NVMET_DISCOVERY_LOG[2048..3072];
+        assert_eq!(&bytes[256..512], &theirs[256..512], "SUBNQN");
+        assert_eq!(&bytes[512..521], &theirs[512..521], "TRADDR");
+    }
+
     #[test]
     fn discovery_log_round_trips_with_fields_at_spec_offsets() {
         assert_eq!(offset_of!(DiscoveryLogEntry, trsvcid), 32);
-        assert_eq!(offset_of!(DiscoveryLogEntry, traddr), 256);
-        assert_eq!(offset_of!(DiscoveryLogEntry, tsas), 512);
-        assert_eq!(offset_of!(DiscoveryLogEntry, subnqn), 768);
+        assert_eq!(offset_of!(DiscoveryLogEntry, subnqn), 256);
+        assert_eq!(offset_of!(DiscoveryLogEntry, traddr), 512);
+        assert_eq!(offset_of!(DiscoveryLogEntry, tsas), 768);
         let entries = [entry("10.0.0.1"), entry("10.0.0.2")];
         let mut page = Vec::new();
         encode_discovery_log(42, &entries, &mut page);
@@ -564,7 +592,8 @@ mod tests {
         assert_eq!(&page[8..16], &2u64.to_le_bytes());
         assert_eq!(page[1024], trtype::TCP);
         assert_eq!(&page[1024 + 32..1024 + 38], b"4420  ");
-        assert_eq!(&page[2048 + 256..2048 + 265], b"10.0.0.2 ");
+        assert_eq!(&page[2048 + 512..2048 + 521], b"10.0.0.2 ");
+        assert_eq!(&page[1024 + 256..1024 + 284], b"nqn.2021-06.io.spdk:ctc_rbd0");
         let (hdr, back) = parse_discovery_log(&page).unwrap();
         assert_eq!(hdr.genctr, 42);
         assert_eq!(back, entries.to_vec());
