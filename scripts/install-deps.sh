@@ -11,6 +11,8 @@ have tshark || need_apt+=(tshark)
 # pkg-config and a C toolchain for -sys crates.
 have pkg-config || need_apt+=(pkg-config)
 have cc || need_apt+=(build-essential)
+# mkfs.ext4 -d makes the vmlab guest image (tests/vmlab/build.sh).
+have mkfs.ext4 || [ -x /sbin/mkfs.ext4 ] || need_apt+=(e2fsprogs)
 
 if ((${#need_apt[@]})); then
   echo "install-deps: installing ${need_apt[*]}" >&2

@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
+# The guest of the kernel interop tests: built once (several minutes), then cached.
+tests/vmlab/build.sh > /dev/null
 
 # The integration tests start gateways and hosts with pinned reactors; on a
 # 2-core machine run test binaries one at a time and keep threads low so
