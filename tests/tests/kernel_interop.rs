@@ -341,13 +341,11 @@ fn run_kernel_host_job(job: &str) {
 }
 
 #[test]
-#[ignore = "not yet passing; run with --ignored"]
 fn kernel_host_discovers_connects_identifies_and_verifies_fio_on_corepath_tgt() {
     run_kernel_host_job("kernel-host.sh");
 }
 
 #[test]
-#[ignore = "not yet passing; run with --ignored"]
 fn kernel_host_reconnects_to_a_restarted_corepath_tgt_and_io_resumes_verified() {
     run_kernel_host_job("kernel-reconnect.sh");
 }
