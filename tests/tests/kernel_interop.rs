@@ -158,7 +158,9 @@ impl Guest {
         let dmesg = self.read("dmesg.txt");
         assert!(!dmesg.is_empty(), "the guest saved no dmesg\n{}", self.report());
         eprintln!("--- guest dmesg (nvme) ---\n{}", nvme_lines(&dmesg));
-        let complaints = kernel_complaints(&dmesg);
+        // The console also has what the kernel printed after dmesg was saved.
+        let mut complaints = kernel_complaints(&dmesg);
+        complaints.extend(kernel_complaints(&self.read("console.log")));
         assert!(complaints.is_empty(), "the kernel complained:\n{}\n{}", complaints.join("\n"), self.report());
     }
 }
@@ -171,7 +173,7 @@ fn nvme_lines(dmesg: &str) -> String {
 /// warnings and oopses anywhere, and nvme/nvmet lines about PDUs, digests,
 /// unknown tags or invalid fields.
 fn kernel_complaints(dmesg: &str) -> Vec<String> {
-    const ANYWHERE: [&str; 4] = ["WARNING:", "BUG:", "Call Trace", "Oops"];
+    const ANYWHERE: [&str; 5] = ["WARNING:", "BUG:", "kernel BUG", "Call Trace", "Oops"];
     const ABOUT_US: [&str; 10] = [
         "pdu",
         "digest",
@@ -348,4 +350,18 @@ fn kernel_host_discovers_connects_identifies_and_verifies_fio_on_corepath_tgt() 
 #[test]
 fn kernel_host_reconnects_to_a_restarted_corepath_tgt_and_io_resumes_verified() {
     run_kernel_host_job("kernel-reconnect.sh");
+}
+
+#[test]
+fn kernel_complaints_catch_oopses_and_pdu_errors_but_not_reconnect_messages() {
+    let quiet = "[   25.05] nvme nvme0: starting error recovery\n\
+                 [   26.06] nvme nvme0: failed to connect socket: -111\n\
+                 [   31.38] nvme nvme0: Successfully reconnected (6 attempt)\n\
+                 [   21.65] nvmet: creating nvm controller 1 for subsystem nqn.x for NQN nqn.y.";
+    assert!(kernel_complaints(quiet).is_empty(), "{:?}", kernel_complaints(quiet));
+    let loud = "[   61.11] usercopy: Kernel memory exposure attempt detected from page alloc\n\
+                [   61.12] kernel BUG at mm/usercopy.c:101!\n\
+                [   61.13] nvme nvme0: queue 1: data digest error\n\
+                [   61.14] nvmet_tcp: unexpected pdu type 9";
+    assert_eq!(kernel_complaints(loud).len(), 3, "{:?}", kernel_complaints(loud));
 }
