@@ -24,9 +24,10 @@ pub fn start_engine(cores: &[usize]) -> Engine<TcpHostTransport> {
     Engine::start(opts, |_| TcpHostTransport::new()).expect("start the host engine")
 }
 
-/// Controller options with short timeouts for tests.
+/// Controller options for tests: a bring-up bound generous enough for a loaded
+/// 2-core CI machine (seen: over 5 s with a QEMU guest and fuzzers running).
 pub fn test_controller_options() -> ControllerOptions {
-    ControllerOptions { connect_timeout_ms: 5_000, ..ControllerOptions::default() }
+    ControllerOptions { connect_timeout_ms: 30_000, ..ControllerOptions::default() }
 }
 
 /// One IO of a pipeline: where, and how many blocks.
