@@ -13,6 +13,7 @@ use protocol::Status;
 use transport_tcp::TcpHostTransport;
 
 use crate::gateway::TEST_YIELD_AFTER;
+use crate::pattern;
 
 /// How long one IO may take before a test fails.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -186,4 +187,55 @@ pub fn extents(first_lba: u64, num_blocks: u64, io_blocks: u32) -> Vec<Extent> {
         lba += u64::from(n);
     }
     v
+}
+
+/// Writes then reads back the whole namespace at every power-of-two IO size
+/// from 512 B to 1 MiB through reactor 0, each (size, offset) with its own
+/// pattern (`size ^ tag_salt`); at most `max_depth` IOs and
+/// `max_in_flight_bytes` in flight. Returns the sizes checked.
+pub fn write_and_verify_every_size(
+    host: &TestHost,
+    tag_salt: u64,
+    max_depth: usize,
+    max_in_flight_bytes: usize,
+) -> Vec<usize> {
+    let bs = host.ns.block_size as usize;
+    let total_blocks = host.ns.num_blocks;
+    let mut sizes = Vec::new();
+    let mut size = 512usize;
+    while size <= 1 << 20 {
+        let io_blocks = (size / bs) as u32;
+        let plan = extents(0, total_blocks, io_blocks);
+        let tag = size as u64 ^ tag_salt;
+        let offset_of = |i: usize| plan[i].lba * bs as u64;
+        let depth = (max_in_flight_bytes / size).clamp(1, max_depth);
+        host.pipeline(
+            0,
+            IoOp::Write,
+            &plan,
+            depth,
+            |i, buf| pattern::fill(buf, tag, offset_of(i)),
+            |i, status, _| assert!(status.is_success(), "write of {size} B at lba {}: {status:?}", plan[i].lba),
+        );
+        let mut verified_bytes = 0u64;
+        host.pipeline(
+            0,
+            IoOp::Read,
+            &plan,
+            depth,
+            |_, _| {},
+            |i, status, data| {
+                assert!(status.is_success(), "read of {size} B at lba {}: {status:?}", plan[i].lba);
+                assert_eq!(data.len(), plan[i].num_blocks as usize * bs);
+                if let Some(at) = pattern::first_mismatch(data, tag, offset_of(i)) {
+                    panic!("{size} B IO at lba {}: data differs at byte {at} of the IO", plan[i].lba);
+                }
+                verified_bytes += data.len() as u64;
+            },
+        );
+        assert_eq!(verified_bytes, total_blocks * bs as u64, "{size} B pass did not cover the namespace");
+        sizes.push(size);
+        size *= 2;
+    }
+    sizes
 }

@@ -131,10 +131,8 @@ impl RawQpair {
             (false, false) => XferBuf::FromController { ptr: NonNull::from(buf.as_mut_slice()).cast(), len },
         };
         let q = self.q.as_mut().ok_or(RawError::Dead)?;
-        // SAFETY: `buf` is owned by this function and outlives every use the
-        // queue pair can make of it: we return only after its completion was
-        // reported, after an error (the queue pair is dead), or after
-        // dropping the queue pair (timeout), and never touch `buf` meanwhile.
+        // SAFETY: `buf` outlives every use the queue pair makes of it: we return only after its completion,
+        // an error (queue pair dead) or dropping the queue pair (timeout), and never touch `buf` meanwhile.
         unsafe { q.submit(&sqe, xfer)? };
         let start = Instant::now();
         let mut done = None;

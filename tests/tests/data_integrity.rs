@@ -8,57 +8,13 @@ use std::time::{Duration, Instant};
 
 use corepath_tests::bins::{binary, run_with_timeout};
 use corepath_tests::gateway::{GatewaySetup, TestGateway, NQN};
-use corepath_tests::host::{extents, test_controller_options, TestHost};
+use corepath_tests::gateway_and_host_cores;
+use corepath_tests::host::{test_controller_options, write_and_verify_every_size, TestHost};
 use corepath_tests::raw_host::RawQpair;
-use corepath_tests::{gateway_and_host_cores, pattern};
-use engine::IoOp;
 use serde_json::Value;
 
 /// IOs in flight per pass.
 const QUEUE_DEPTH: usize = 32;
-
-/// Writes then reads back the whole namespace at every power-of-two IO size
-/// from 512 B to 1 MiB; returns the sizes checked.
-fn write_and_verify_every_size(host: &TestHost) -> Vec<usize> {
-    let bs = host.ns.block_size as usize;
-    let total_blocks = host.ns.num_blocks;
-    let mut sizes = Vec::new();
-    let mut size = 512usize;
-    while size <= 1 << 20 {
-        let io_blocks = (size / bs) as u32;
-        let plan = extents(0, total_blocks, io_blocks);
-        let tag = size as u64;
-        let offset_of = |i: usize| plan[i].lba * bs as u64;
-        host.pipeline(
-            0,
-            IoOp::Write,
-            &plan,
-            QUEUE_DEPTH,
-            |i, buf| pattern::fill(buf, tag, offset_of(i)),
-            |i, status, _| assert!(status.is_success(), "write of {size} B at lba {}: {status:?}", plan[i].lba),
-        );
-        let mut verified_bytes = 0u64;
-        host.pipeline(
-            0,
-            IoOp::Read,
-            &plan,
-            QUEUE_DEPTH,
-            |_, _| {},
-            |i, status, data| {
-                assert!(status.is_success(), "read of {size} B at lba {}: {status:?}", plan[i].lba);
-                assert_eq!(data.len(), plan[i].num_blocks as usize * bs);
-                if let Some(at) = pattern::first_mismatch(data, tag, offset_of(i)) {
-                    panic!("{size} B IO at lba {}: data differs at byte {at} of the IO", plan[i].lba);
-                }
-                verified_bytes += data.len() as u64;
-            },
-        );
-        assert_eq!(verified_bytes, total_blocks * bs as u64, "{size} B pass did not cover the namespace");
-        sizes.push(size);
-        size *= 2;
-    }
-    sizes
-}
 
 fn run_every_size(traddr: &str, malloc_bytes: u64, digests: bool) {
     let (gw_core, host_core) = gateway_and_host_cores();
@@ -73,7 +29,7 @@ fn run_every_size(traddr: &str, malloc_bytes: u64, digests: bool) {
     assert_eq!(host.ns.num_blocks * u64::from(host.ns.block_size), malloc_bytes);
     assert!(host.ns.max_transfer_bytes >= 1 << 20, "MDTS below 1 MiB: {}", host.ns.max_transfer_bytes);
     let start = Instant::now();
-    let sizes = write_and_verify_every_size(&host);
+    let sizes = write_and_verify_every_size(&host, 0, QUEUE_DEPTH, usize::MAX);
     assert_eq!(sizes.len(), 12, "512 B ..= 1 MiB is 12 sizes");
     eprintln!("digests={digests}: {} MiB x {} sizes in {:?}", malloc_bytes >> 20, sizes.len(), start.elapsed());
 }

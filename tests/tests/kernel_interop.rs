@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 
 use corepath_tests::bins::{binary, run_with_timeout, Daemon, TempDir};
 use corepath_tests::gateway::free_port;
-use corepath_tests::host::{extents, test_controller_options, TestHost};
-use corepath_tests::{gateway_and_host_cores, pattern, wait_for};
-use engine::{IoOp, TransportId};
+use corepath_tests::host::{test_controller_options, write_and_verify_every_size, TestHost};
+use corepath_tests::{gateway_and_host_cores, wait_for};
+use engine::TransportId;
 use serde_json::Value;
 
 /// The subsystem the kernel target serves.
@@ -200,49 +200,6 @@ fn kernel_complaints(dmesg: &str) -> Vec<String> {
         .collect()
 }
 
-/// Writes then reads back the whole namespace at every power-of-two IO size
-/// from 512 B to 1 MiB, each (size, offset) with its own pattern.
-fn write_and_verify_every_size(host: &TestHost) -> Vec<usize> {
-    let bs = host.ns.block_size as usize;
-    let total_blocks = host.ns.num_blocks;
-    let mut sizes = Vec::new();
-    let mut size = 512usize;
-    while size <= 1 << 20 {
-        let io_blocks = (size / bs) as u32;
-        let plan = extents(0, total_blocks, io_blocks);
-        let tag = size as u64 ^ 0x6b65_726e;
-        let offset_of = |i: usize| plan[i].lba * bs as u64;
-        let depth = (MAX_IN_FLIGHT_BYTES / size).clamp(1, QUEUE_DEPTH);
-        host.pipeline(
-            0,
-            IoOp::Write,
-            &plan,
-            depth,
-            |i, buf| pattern::fill(buf, tag, offset_of(i)),
-            |i, status, _| assert!(status.is_success(), "write of {size} B at lba {}: {status:?}", plan[i].lba),
-        );
-        let mut verified_bytes = 0u64;
-        host.pipeline(
-            0,
-            IoOp::Read,
-            &plan,
-            depth,
-            |_, _| {},
-            |i, status, data| {
-                assert!(status.is_success(), "read of {size} B at lba {}: {status:?}", plan[i].lba);
-                if let Some(at) = pattern::first_mismatch(data, tag, offset_of(i)) {
-                    panic!("{size} B IO at lba {}: data differs at byte {at} of the IO", plan[i].lba);
-                }
-                verified_bytes += data.len() as u64;
-            },
-        );
-        assert_eq!(verified_bytes, total_blocks * bs as u64, "{size} B pass did not cover the namespace");
-        sizes.push(size);
-        size *= 2;
-    }
-    sizes
-}
-
 fn run_bench_verify(trid: &TransportId, digests: bool, host_core: usize) {
     let trid = trid.to_string();
     let cpumask = format!("0x{:x}", 1u32 << host_core);
@@ -300,7 +257,7 @@ fn corepath_host_verifies_every_io_size_and_bench_randrw_on_the_kernel_target() 
             "namespace size from Identify Namespace"
         );
         let start = Instant::now();
-        let sizes = write_and_verify_every_size(&host);
+        let sizes = write_and_verify_every_size(&host, 0x6b65_726e, QUEUE_DEPTH, MAX_IN_FLIGHT_BYTES);
         assert_eq!(sizes.len(), 12, "512 B ..= 1 MiB is 12 sizes");
         eprintln!(
             "kernel target, digests={digests}: {} MiB x {} sizes written and verified in {:?}",
