@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::clock::{Clock, MonotonicClock};
+use crate::host::ctrlr::{CtrlrShared, ReconnectPolicy};
 use crate::host::{AttachRequest, ControllerData, CoreJob, HostCore, HostIdentity, Namespace, MAX_CONTROLLERS};
 use crate::reactor::{IdlePolicy, ReactorSet};
 use crate::transport::HostTransport;
@@ -89,6 +90,11 @@ pub struct ControllerOptions {
     pub data_digest: bool,
     /// Give up bring-up after this long.
     pub connect_timeout_ms: u64,
+    /// An IO outstanding longer than this resets the controller (0 = no limit,
+    /// SPDK's default; keep-alive still catches a hung controller).
+    pub io_timeout_ms: u64,
+    /// When to reconnect after a failure, and for how long.
+    pub reconnect: ReconnectPolicy,
 }
 
 impl Default for ControllerOptions {
@@ -100,6 +106,8 @@ impl Default for ControllerOptions {
             header_digest: false,
             data_digest: false,
             connect_timeout_ms: 10_000,
+            io_timeout_ms: 0,
+            reconnect: ReconnectPolicy::default(),
         }
     }
 }
@@ -111,8 +119,10 @@ pub struct Controller {
     pub index: u16,
     /// Where it is.
     pub trid: TransportId,
-    /// What Identify said.
+    /// What Identify said (at the first bring-up).
     pub data: ControllerData,
+    /// Its live state, read by every core.
+    pub shared: Arc<CtrlrShared>,
 }
 
 impl Controller {
@@ -189,58 +199,49 @@ impl<T: HostTransport + 'static> Engine<T> {
     fn attach_at(&self, index: u16, trid: &TransportId, opts: &ControllerOptions) -> Result<Controller, EngineError> {
         let wait = Duration::from_millis(opts.connect_timeout_ms.saturating_add(2_000));
         let n = self.reactor_count() as u16;
+        let shared = Arc::new(CtrlrShared::new());
         let (tx, rx) = mpsc::channel();
-        let admin_trid = trid.clone();
-        let admin_opts = opts.clone();
-        let host = self.identity();
-        self.on_reactor(0, move |core: &mut HostCore<T>, ctx| {
-            let req = AttachRequest { index, trid: &admin_trid, opts: &admin_opts, host: &host };
-            match core.start_admin(&req, n, ctx.now_ns) {
-                Ok(()) => {
-                    if let Some(c) = core.ctrlr_mut(index) {
-                        c.admin_reply = Some(tx);
-                    }
-                }
-                Err(why) => {
-                    let _ = tx.send(Err(why));
-                }
-            }
-        })?;
-        let data = rx
-            .recv_timeout(wait)
-            .map_err(|_| EngineError::Timeout("controller bring-up"))?
-            .map_err(|reason| EngineError::Attach { trid: trid.to_string(), reason })?;
-
-        let mut replies = Vec::new();
         for r in 0..self.reactor_count() {
-            let (tx, rx) = mpsc::channel();
-            let io_trid = trid.clone();
-            let io_opts = opts.clone();
-            let (host, data) = (self.identity(), data.clone());
+            let (trid, opts, host, shared) = (trid.clone(), opts.clone(), self.identity(), shared.clone());
+            // Reactor 0 supervises (admin queue, resets, reconnects); every reactor follows.
+            let supervise = (r == 0).then(|| (n, Some(tx.clone())));
+            let fail = tx.clone();
             self.on_reactor(r, move |core: &mut HostCore<T>, ctx| {
-                let qid = r as u16 + 1;
-                let req = AttachRequest { index, trid: &io_trid, opts: &io_opts, host: &host };
-                match core.start_io(&req, qid, &data, ctx.now_ns) {
-                    Ok(()) => {
-                        if let Some(c) = core.ctrlr_mut(index) {
-                            c.io_reply = Some(tx);
-                        }
-                    }
-                    Err(why) => {
-                        let _ = tx.send(Err(why));
-                    }
+                let req = AttachRequest { index, trid: &trid, opts: &opts, host: &host };
+                if let Err(why) = core.attach_supervised(&req, &shared, supervise, ctx.now_ns) {
+                    let _ = fail.send(Err(why));
                 }
             })?;
-            replies.push(rx);
         }
-        for rx in replies {
-            let outcome = rx.recv_timeout(wait).map_err(|_| EngineError::Timeout("IO queue connect"))?;
-            if let Err(reason) = outcome {
+        drop(tx);
+        let outcome = rx.recv_timeout(wait).map_err(|_| EngineError::Timeout("controller bring-up"));
+        let data =
+            match outcome.and_then(|r| r.map_err(|reason| EngineError::Attach { trid: trid.to_string(), reason })) {
+                Ok(data) => data,
+                Err(e) => {
+                    self.detach_index(index);
+                    return Err(e);
+                }
+            };
+        // Every core connects its IO queue pair once the controller is enabled.
+        let all = if n >= 64 { u64::MAX } else { (1u64 << n) - 1 };
+        let deadline = std::time::Instant::now() + wait;
+        while shared.cores_connected() & all != all {
+            if std::time::Instant::now() > deadline {
                 self.detach_index(index);
-                return Err(EngineError::Attach { trid: trid.to_string(), reason });
+                return Err(EngineError::Attach {
+                    trid: trid.to_string(),
+                    reason: "IO queue pairs did not connect on every core".to_string(),
+                });
             }
+            std::thread::sleep(Duration::from_millis(1));
         }
-        Ok(Controller { index, trid: trid.clone(), data })
+        Ok(Controller { index, trid: trid.clone(), data, shared })
+    }
+
+    /// Resets a controller: its association is dropped and a new one made (IOs in flight fail over).
+    pub fn reset_controller(&self, ctrlr: &Controller) {
+        ctrlr.shared.request_reset();
     }
 
     fn identity(&self) -> HostIdentity {

@@ -90,7 +90,7 @@ pub struct RingJob {
 
 impl RingJob {
     fn finish_now(&mut self, io: RingIo, status: Status, now_ns: u64) {
-        let _ = self.cq.push(IoCompletion { tag: io.tag, status, buf: io.buf, submit_ns: now_ns });
+        let _ = self.cq.push(IoCompletion { tag: io.tag, status, buf: io.buf, submit_ns: now_ns, fault: None });
     }
 }
 

@@ -26,6 +26,7 @@ pub(crate) fn start_connect(addr: &SocketAddr) -> io::Result<TcpStream> {
     let owned = unsafe { OwnedFd::from_raw_fd(fd) };
     // Before connect, so the window scale of the SYN reflects the buffers.
     set_buffer_sizes(&owned, SOCKET_BUFFER_BYTES)?;
+    set_abort_on_close(&owned)?;
     let rc = match addr {
         SocketAddr::V4(a) => {
             let sin = libc::sockaddr_in {
@@ -93,6 +94,28 @@ pub(crate) fn set_buffer_sizes(sock: &impl AsRawFd, bytes: usize) -> io::Result<
         if rc != 0 {
             return Err(io::Error::last_os_error());
         }
+    }
+    Ok(())
+}
+
+/// SO_LINGER with a zero timeout: closing sends RST and drops unsent data.
+/// The host closes a connection only when it has given the association up;
+/// after that nothing it sent may reach the gateway again (no retransmit of a
+/// keep-alive that would extend the gateway's timer, see the multipath stale-write rule).
+fn set_abort_on_close(sock: &impl AsRawFd) -> io::Result<()> {
+    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+    // SAFETY: a valid descriptor; the option value is a linger struct that outlives the call, its size passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            core::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
     }
     Ok(())
 }

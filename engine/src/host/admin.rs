@@ -13,7 +13,8 @@ use crate::buf::IoBuf;
 use crate::host::connect_data;
 use crate::host::identify;
 use crate::host::ControllerData;
-use crate::transport::{ConnectProgress, HostQpair, XferBuf};
+use crate::transport::{ConnectProgress, HostQpair, TransportError, XferBuf};
+use protocol::log::AnaState;
 
 /// Command ID of the bring-up command in flight.
 const INIT_CID: u16 = 0;
@@ -57,6 +58,8 @@ pub(crate) enum AdminState {
     IdentifyingNamespace { index: usize },
     /// Identify Namespace Identification Descriptors in flight for `active_nsids[index]`.
     ReadingNsDescriptors { index: usize },
+    /// Get Log Page ANA in flight (controllers that report ANA).
+    ReadingAnaLog,
     /// Up: IO queues may connect.
     Ready,
     /// Dead, with the reason.
@@ -112,6 +115,21 @@ pub(crate) struct AdminQueue<Q: HostQpair> {
     aers_outstanding: u16,
     /// Async events seen since attach (dword 0 of each AER completion).
     pub(crate) async_events: Vec<u32>,
+    /// When the last keep-alive went out (for its response deadline).
+    keep_alive_sent_ns: u64,
+    /// When we last sent any admin command: the gateway's keep-alive timer
+    /// restarts on each one, so its deadline is this plus KATO.
+    last_send_ns: u64,
+    /// The queue died because the peer closed it.
+    peer_closed: bool,
+    /// ANA group states from the last ANA log read.
+    ana_groups: Vec<(u32, AnaState)>,
+    /// A fresh ANA log was read and not yet applied.
+    ana_dirty: bool,
+    /// An ANA log read is wanted (AEN, or asked by the supervisor).
+    ana_log_wanted: bool,
+    /// An ANA log read is on the wire (uses INIT_CID after bring-up).
+    ana_log_in_flight: bool,
 }
 
 impl<Q: HostQpair> AdminQueue<Q> {
@@ -139,6 +157,13 @@ impl<Q: HostQpair> AdminQueue<Q> {
             next_keep_alive_ns: 0,
             aers_outstanding: 0,
             async_events: Vec::new(),
+            keep_alive_sent_ns: 0,
+            last_send_ns: now_ns,
+            peer_closed: false,
+            ana_groups: Vec::new(),
+            ana_dirty: false,
+            ana_log_wanted: false,
+            ana_log_in_flight: false,
         })
     }
 
@@ -148,6 +173,62 @@ impl<Q: HostQpair> AdminQueue<Q> {
 
     pub(crate) fn controller(&self) -> &ControllerData {
         &self.controller
+    }
+
+    /// When we last sent an admin command.
+    pub(crate) fn last_send_ns(&self) -> u64 {
+        self.last_send_ns
+    }
+
+    /// Whether the queue failed because the peer closed the connection.
+    pub(crate) fn peer_closed(&self) -> bool {
+        self.peer_closed
+    }
+
+    /// The state of ANA group `anagrpid` in the last ANA log read.
+    pub(crate) fn ana_state_of_group(&self, anagrpid: u32) -> Option<AnaState> {
+        self.ana_groups.iter().find(|(g, _)| *g == anagrpid).map(|(_, s)| *s)
+    }
+
+    /// A fresh ANA log waits to be applied.
+    pub(crate) fn ana_dirty(&self) -> bool {
+        self.ana_dirty
+    }
+
+    /// The supervisor applied the ANA log.
+    pub(crate) fn mark_ana_applied(&mut self) {
+        self.ana_dirty = false;
+    }
+
+    /// Asks for an ANA log read at the next chance.
+    pub(crate) fn request_ana_log(&mut self) {
+        if self.controller.ana_reporting {
+            self.ana_log_wanted = true;
+        }
+    }
+
+    fn fail(&mut self, why: String, e: &TransportError) {
+        self.peer_closed = matches!(e, TransportError::Closed);
+        self.state = AdminState::Failed(why);
+    }
+
+    fn ana_log_sqe() -> Sqe {
+        // Whole page in one 4 KiB read: NUMDL (0's based dwords) in CDW10 bits 31:16.
+        let numd = (4096 / 4 - 1) as u32;
+        Sqe {
+            opc: opcode::admin::GET_LOG_PAGE,
+            cdw10: u32::from(protocol::log::lid::ANA) | (numd << 16),
+            ..Sqe::default()
+        }
+    }
+
+    fn parse_ana_log(&mut self) -> Result<(), String> {
+        let (_, groups) =
+            protocol::log::parse_ana_log(self.data.as_slice()).map_err(|e| format!("ANA log page: {e}"))?;
+        self.ana_groups.clear();
+        self.ana_groups.extend(groups.iter().map(|g| (g.anagrpid, g.state)));
+        self.ana_dirty = true;
+        Ok(())
     }
 
     /// Every bring-up transition, in one place.
@@ -272,6 +353,10 @@ impl<Q: HostQpair> AdminQueue<Q> {
                 }
                 self.identify_next_namespace(index + 1)
             }
+            (S::ReadingAnaLog, Ev::Done) => match self.parse_ana_log() {
+                Ok(()) => Next::Ready,
+                Err(why) => Next::Fail(why),
+            },
             (S::Ready | S::Failed(_), _) => Next::Wait,
             (_, Ev::Tick) => Next::Wait,
             (state, ev) => Next::Fail(format!("unexpected {ev:?} in {state:?}")),
@@ -283,6 +368,10 @@ impl<Q: HostQpair> AdminQueue<Q> {
             Some(&nsid) => {
                 self.state = AdminState::IdentifyingNamespace { index };
                 Next::Send(identify::sqe(identify::CNS_NAMESPACE, nsid), DataPhase::FromController(4096))
+            }
+            None if self.controller.ana_reporting => {
+                self.state = AdminState::ReadingAnaLog;
+                Next::Send(Self::ana_log_sqe(), DataPhase::FromController(4096))
             }
             None => Next::Ready,
         }
@@ -298,7 +387,7 @@ impl<Q: HostQpair> AdminQueue<Q> {
                 Ok(ConnectProgress::Ready) => events[0] = Some(AdminEvent::TransportReady),
                 Ok(ConnectProgress::Pending) => events[0] = Some(AdminEvent::Tick),
                 Err(e) => {
-                    self.state = AdminState::Failed(format!("connect: {e}"));
+                    self.fail(format!("connect: {e}"), &e);
                     return 1;
                 }
             },
@@ -315,7 +404,7 @@ impl<Q: HostQpair> AdminQueue<Q> {
                 match r {
                     Ok(n) => work += n,
                     Err(e) => {
-                        self.state = AdminState::Failed(format!("admin queue: {e}"));
+                        self.fail(format!("admin queue: {e}"), &e);
                         return 1;
                     }
                 }
@@ -324,6 +413,19 @@ impl<Q: HostQpair> AdminQueue<Q> {
                 }
                 if let Some(cqe) = aer_done {
                     self.on_async_event(cqe);
+                }
+                if self.state == AdminState::Ready {
+                    // After bring-up INIT_CID carries only ANA log reads.
+                    if let Some(cqe) = init_done.take() {
+                        self.ana_log_in_flight = false;
+                        if cqe.status().is_success() {
+                            if let Err(why) = self.parse_ana_log() {
+                                self.state = AdminState::Failed(why);
+                                return 1;
+                            }
+                        }
+                        work += 1;
+                    }
                 }
                 events[0] = Some(init_done.map_or(AdminEvent::Tick, AdminEvent::InitDone));
             }
@@ -359,19 +461,31 @@ impl<Q: HostQpair> AdminQueue<Q> {
                 work += 1;
             }
         }
-        if self.state == AdminState::Ready
-            && !self.keep_alive_in_flight
-            && now_ns >= self.next_keep_alive_ns
-            && self.opts.keep_alive_timeout_ms > 0
-        {
-            self.send(Sqe { opc: opcode::admin::KEEP_ALIVE, ..Sqe::default() }, KEEP_ALIVE_CID, DataPhase::None);
-            self.keep_alive_in_flight = true;
-            self.next_keep_alive_ns = now_ns + self.keep_alive_interval_ns();
+        if self.state == AdminState::Ready && self.opts.keep_alive_timeout_ms > 0 {
+            // A keep-alive unanswered for half of KATO means the controller is
+            // hung or unreachable: do not wait for TCP to notice.
+            if self.keep_alive_in_flight && now_ns >= self.keep_alive_sent_ns + self.keep_alive_interval_ns() {
+                self.state = AdminState::Failed("keep-alive timed out".to_string());
+                return work + 1;
+            }
+            if !self.keep_alive_in_flight && now_ns >= self.next_keep_alive_ns {
+                self.send(Sqe { opc: opcode::admin::KEEP_ALIVE, ..Sqe::default() }, KEEP_ALIVE_CID, DataPhase::None);
+                self.keep_alive_in_flight = true;
+                self.keep_alive_sent_ns = now_ns;
+                self.next_keep_alive_ns = now_ns + self.keep_alive_interval_ns();
+                work += 1;
+            }
+        }
+        if self.state == AdminState::Ready && self.ana_log_wanted && !self.ana_log_in_flight {
+            self.ana_log_wanted = false;
+            self.ana_log_in_flight = true;
+            self.send(Self::ana_log_sqe(), INIT_CID, DataPhase::FromController(4096));
             work += 1;
         }
         if work > 0 {
+            self.last_send_ns = now_ns;
             if let Err(e) = self.transport.flush() {
-                self.state = AdminState::Failed(format!("admin queue send: {e}"));
+                self.fail(format!("admin queue send: {e}"), &e);
             }
         }
         work
@@ -388,9 +502,15 @@ impl<Q: HostQpair> AdminQueue<Q> {
             // Aborted (for example by queue deletion): do not re-arm.
             return;
         }
-        // Bounded record; the multipath layer acts on ANA changes.
+        // Bounded record of what came.
         if self.async_events.len() < 1024 {
             self.async_events.push(cqe.dw0);
+        }
+        // Notice (type 2), ANA change (info 3): read the ANA log (NVMe Base 2.0c §5.2, Figure 146).
+        let event_type = cqe.dw0 & 0x7;
+        let event_info = (cqe.dw0 >> 8) & 0xFF;
+        if event_type == 2 && event_info == 3 {
+            self.request_ana_log();
         }
         self.send(Sqe { opc: opcode::admin::ASYNC_EVENT_REQUEST, ..Sqe::default() }, cqe.cid, DataPhase::None);
         self.aers_outstanding += 1;
@@ -411,7 +531,7 @@ impl<Q: HostQpair> AdminQueue<Q> {
         // with a data phase (the bring-up command, INIT_CID) is ever in flight;
         // the buffer is read only after its completion.
         if let Err(e) = unsafe { self.transport.submit(&sqe, xfer) } {
-            self.state = AdminState::Failed(format!("admin submit: {e}"));
+            self.fail(format!("admin submit: {e}"), &e);
         }
     }
 }

@@ -37,6 +37,9 @@ pub(crate) fn parse_controller(d: &[u8]) -> Result<ControllerData, String> {
         cntlid: c.cntlid,
         aerl: c.aerl,
         kas: c.kas,
+        cmic: c.cmic,
+        // CMIC bit 3: ANA reporting (NVMe Base 2.0c §5.17.2.1).
+        ana_reporting: c.cmic & 0x08 != 0,
         // IOCCSZ counts 16-byte units of the whole capsule, SQE included (NVMe-oF 1.1a §4.1).
         in_capsule_data_bytes: c.ioccsz.saturating_mul(16).saturating_sub(64),
         ..ControllerData::default()

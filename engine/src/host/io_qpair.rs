@@ -9,6 +9,7 @@ use protocol::{opcode, Cqe, Sqe, Status};
 
 use crate::buf::IoBuf;
 use crate::host::connect_data;
+use crate::host::ctrlr::PathFault;
 use crate::transport::{ConnectProgress, HostQpair, TransportError, XferBuf};
 
 /// An IO operation on a namespace.
@@ -37,6 +38,8 @@ pub struct IoCompletion {
     pub buf: Option<IoBuf>,
     /// When the IO was submitted, on the reactor's clock.
     pub submit_ns: u64,
+    /// Set when the queue pair died under the IO (status is a host pathing error).
+    pub fault: Option<PathFault>,
 }
 
 /// Why a submission was refused before reaching the wire; the buffer comes back.
@@ -115,6 +118,8 @@ pub(crate) struct IoQpair<Q: HostQpair> {
     connect_deadline_ns: u64,
     /// Completions found by the last poll, for the host core to route to jobs.
     done: Vec<(u16, IoCompletion)>,
+    /// Why the queue pair failed, once it has.
+    fault: Option<PathFault>,
 }
 
 impl<Q: HostQpair> IoQpair<Q> {
@@ -148,6 +153,7 @@ impl<Q: HostQpair> IoQpair<Q> {
             connect_buf,
             connect_deadline_ns,
             done: Vec::with_capacity(usize::from(depth) + 1),
+            fault: None,
         })
     }
 
@@ -245,8 +251,8 @@ impl<Q: HostQpair> IoQpair<Q> {
     /// Sends what was submitted since the last flush.
     pub(crate) fn flush(&mut self) {
         if self.state == QpairState::Ready || self.state == QpairState::FabricsConnecting {
-            if let Err(_e) = self.transport.flush() {
-                self.fail_all();
+            if let Err(e) = self.transport.flush() {
+                self.fail_all(fault_of(&e));
             }
         }
     }
@@ -279,7 +285,7 @@ impl<Q: HostQpair> IoQpair<Q> {
             },
             QpairState::FabricsConnecting | QpairState::Ready => {
                 if self.state == QpairState::FabricsConnecting && now_ns > self.connect_deadline_ns {
-                    self.fail_all();
+                    self.fail_all(PathFault::Abandoned);
                     return 1;
                 }
                 let slots = &mut self.slots;
@@ -305,13 +311,14 @@ impl<Q: HostQpair> IoQpair<Q> {
                             status: cqe.status(),
                             buf: slot.buf.take(),
                             submit_ns: slot.submit_ns,
+                            fault: None,
                         },
                     ));
                 });
                 match result {
                     Ok(n) => n,
-                    Err(_) => {
-                        self.fail_all();
+                    Err(e) => {
+                        self.fail_all(fault_of(&e));
                         1
                     }
                 }
@@ -325,9 +332,18 @@ impl<Q: HostQpair> IoQpair<Q> {
         out.append(&mut self.done);
     }
 
+    /// Submission time of the oldest IO in flight (for command timeouts).
+    pub(crate) fn oldest_submit_ns(&self) -> Option<u64> {
+        self.slots.iter().filter(|s| s.busy).map(|s| s.submit_ns).min()
+    }
+
     /// Marks the queue pair dead and fails every outstanding IO with a host
     /// pathing error, so a layer above can retry it elsewhere.
-    pub(crate) fn fail_all(&mut self) {
+    pub(crate) fn fail_all(&mut self, fault: PathFault) {
+        if self.fault.is_none() {
+            self.fault = Some(fault);
+        }
+        let fault = self.fault;
         self.state = QpairState::Failed;
         for (cid, slot) in self.slots.iter_mut().enumerate() {
             if slot.busy {
@@ -340,9 +356,18 @@ impl<Q: HostQpair> IoQpair<Q> {
                         status: Status::path(path::HOST_PATHING_ERROR),
                         buf: slot.buf.take(),
                         submit_ns: slot.submit_ns,
+                        fault,
                     },
                 ));
             }
         }
+    }
+}
+
+/// A transport error's meaning for the IOs it fails.
+fn fault_of(e: &TransportError) -> PathFault {
+    match e {
+        TransportError::Closed => PathFault::PeerClosed,
+        _ => PathFault::Abandoned,
     }
 }

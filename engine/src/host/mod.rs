@@ -10,10 +10,12 @@
 
 pub(crate) mod admin;
 pub(crate) mod connect_data;
+pub mod ctrlr;
 pub(crate) mod identify;
 pub(crate) mod io_qpair;
 
 use std::sync::mpsc::Sender;
+use std::sync::Arc;
 
 use crate::api::ControllerOptions;
 use crate::buf::IoBuf;
@@ -21,6 +23,7 @@ use crate::reactor::{Poller, ReactorCtx};
 use crate::transport::{HostQpair, HostTransport, QpairOptions};
 use crate::trid::TransportId;
 use admin::{AdminQueue, AdminState};
+use ctrlr::{CtrlrShared, CtrlrState, PathFault, Supervisor};
 use io_qpair::{ConnectParams, IoQpair, QpairState};
 pub use io_qpair::{IoCompletion, IoOp, SubmitError, SubmitErrorKind};
 
@@ -56,6 +59,10 @@ pub struct ControllerData {
     pub io_queues_granted: u16,
     /// Active namespaces.
     pub namespaces: Vec<NamespaceData>,
+    /// Controller multi-path IO and namespace sharing capabilities (CMIC).
+    pub cmic: u8,
+    /// The controller reports ANA (CMIC bit 3).
+    pub ana_reporting: bool,
 }
 
 /// What Identify told us about a namespace.
@@ -158,6 +165,21 @@ impl<Q: HostQpair> IoContext<'_, Q> {
         }
     }
 
+    /// Whether this core's IO queue pair to controller `ctrlr` takes IO now.
+    #[inline]
+    pub fn path_ready(&self, ctrlr: u16) -> bool {
+        matches!(self.ctrlrs.get(usize::from(ctrlr)), Some(Some(CoreCtrlr { io: Some(q), .. })) if q.state() == QpairState::Ready)
+    }
+
+    /// The association generation this core's queue pair to `ctrlr` belongs to.
+    #[inline]
+    pub fn path_generation(&self, ctrlr: u16) -> u32 {
+        match self.ctrlrs.get(usize::from(ctrlr)) {
+            Some(Some(CoreCtrlr { follow: Some(f), .. })) => f.generation,
+            _ => 0,
+        }
+    }
+
     /// Free command slots on this core to the namespace's controller.
     pub fn free_slots(&self, ns: &Namespace) -> usize {
         match self.ctrlrs.get(usize::from(ns.ctrlr)) {
@@ -173,11 +195,86 @@ pub(crate) struct CoreCtrlr<Q: HostQpair> {
     pub(crate) admin_reply: Option<Sender<Result<ControllerData, String>>>,
     pub(crate) io: Option<IoQpair<Q>>,
     pub(crate) io_reply: Option<Sender<Result<(), String>>>,
+    /// Reset and reconnect, on the controller's admin core.
+    pub(crate) supervisor: Option<Supervisor<Q>>,
+    /// This core follows the controller's shared state with its IO queue pair.
+    pub(crate) follow: Option<Follow>,
 }
+
+/// How one core keeps its IO queue pair in step with the controller.
+pub(crate) struct Follow {
+    shared: Arc<CtrlrShared>,
+    trid: TransportId,
+    opts: ControllerOptions,
+    host: HostIdentity,
+    /// Generation of the association this core's queue pair belongs to.
+    generation: u32,
+    reported_up: bool,
+    next_timeout_scan_ns: u64,
+}
+
+/// How often a core looks for IO that outlived the command timeout.
+const TIMEOUT_SCAN_INTERVAL_NS: u64 = 10_000_000;
 
 impl<Q: HostQpair> CoreCtrlr<Q> {
     pub(crate) fn empty() -> Self {
-        CoreCtrlr { admin: None, admin_reply: None, io: None, io_reply: None }
+        CoreCtrlr { admin: None, admin_reply: None, io: None, io_reply: None, supervisor: None, follow: None }
+    }
+
+    /// Keeps this core's IO queue pair in step with the controller's shared
+    /// state: drops it when its association is over or it died (its IOs fail
+    /// back with the reason), connects a new one for a new association.
+    fn follow_shared<T: HostTransport<Qpair = Q>>(
+        &mut self,
+        transport: &mut T,
+        reactor: usize,
+        now_ns: u64,
+        done: &mut Vec<(u16, IoCompletion)>,
+    ) -> usize {
+        let Some(f) = self.follow.as_mut() else { return 0 };
+        let (state, cntlid, generation) = f.shared.snapshot();
+        let current = state == CtrlrState::Enabled && f.generation == generation;
+        if let Some(io) = self.io.as_mut() {
+            let dead = io.state() == QpairState::Failed;
+            if !current || dead {
+                if !dead {
+                    io.fail_all(PathFault::Abandoned);
+                } else if current {
+                    // Our queue pair died under a live association: reset the controller (SPDK does the same).
+                    f.shared.request_reset();
+                }
+                io.drain_done(done);
+                self.io = None;
+                f.reported_up = false;
+                f.shared.set_core_connected(reactor, false);
+                return 1;
+            }
+            if f.opts.io_timeout_ms > 0 && now_ns >= f.next_timeout_scan_ns {
+                f.next_timeout_scan_ns = now_ns + TIMEOUT_SCAN_INTERVAL_NS;
+                if io.oldest_submit_ns().is_some_and(|t| now_ns.saturating_sub(t) > f.opts.io_timeout_ms * 1_000_000) {
+                    io.fail_all(PathFault::Abandoned);
+                    f.shared.request_reset();
+                    return 1;
+                }
+            }
+            if !f.reported_up && io.state() == QpairState::Ready {
+                f.reported_up = true;
+                f.shared.set_core_connected(reactor, true);
+            }
+            return 0;
+        }
+        if state != CtrlrState::Enabled || f.generation == generation {
+            return 0;
+        }
+        f.generation = generation;
+        let (mqes, in_capsule_data_bytes) = f.shared.io_params();
+        let data = ControllerData { cntlid, mqes, in_capsule_data_bytes, ..ControllerData::default() };
+        let req = AttachRequest { index: 0, trid: &f.trid, opts: &f.opts, host: &f.host };
+        match connect_io(transport, &req, reactor as u16 + 1, &data, now_ns) {
+            Ok(q) => self.io = Some(q),
+            Err(_) => f.shared.request_reset(),
+        }
+        1
     }
 
     /// The admin queue's bring-up result, once there is one.
@@ -322,23 +419,50 @@ impl<T: HostTransport> HostCore<T> {
         data: &ControllerData,
         now_ns: u64,
     ) -> Result<(), String> {
-        let AttachRequest { index, trid, opts, host } = *req;
-        // IO queue size: what we want, capped by the controller's MQES (0's based).
-        let depth = opts.io_queue_depth.min(data.mqes.saturating_add(1)).max(2);
-        let qopts = QpairOptions {
-            qid,
-            queue_depth: depth,
-            header_digest: opts.header_digest,
-            data_digest: opts.data_digest,
-            connect_timeout_ns: opts.connect_timeout_ms * 1_000_000,
-        };
-        let q = self.transport.connect(trid, &qopts).map_err(|e| format!("connect IO queue {qid}: {e}"))?;
-        let connect =
-            ConnectParams { cntlid: data.cntlid, subnqn: &trid.subnqn, hostnqn: &host.hostnqn, hostid: host.hostid };
-        let deadline_ns = now_ns + qopts.connect_timeout_ns;
-        let qpair = IoQpair::new(q, qid, depth, &connect, deadline_ns, data.in_capsule_data_bytes)?;
+        let qpair = connect_io(&mut self.transport, req, qid, data, now_ns)?;
+        let index = req.index;
         let c = self.ctrlr_mut(index).ok_or_else(|| format!("controller index {index} out of range"))?;
         c.io = Some(qpair);
+        Ok(())
+    }
+
+    /// Attaches controller `index` with reset and reconnect: on the admin core
+    /// (`supervise`), a supervisor brings it up and keeps it up; on every core,
+    /// the IO queue pair follows the shared state. `reply` gets the first
+    /// bring-up's result.
+    #[allow(clippy::too_many_arguments)]
+    pub fn attach_supervised(
+        &mut self,
+        req: &AttachRequest<'_>,
+        shared: &Arc<CtrlrShared>,
+        supervise: Option<(u16, Option<Sender<Result<ControllerData, String>>>)>,
+        now_ns: u64,
+    ) -> Result<(), String> {
+        let AttachRequest { index, trid, opts, host } = *req;
+        let supervisor = match supervise {
+            Some((io_queues, reply)) => Some(Supervisor::start(
+                &mut self.transport,
+                shared.clone(),
+                trid,
+                opts,
+                host,
+                io_queues,
+                reply,
+                now_ns,
+            )?),
+            None => None,
+        };
+        let c = self.ctrlr_mut(index).ok_or_else(|| format!("controller index {index} out of range"))?;
+        c.supervisor = supervisor;
+        c.follow = Some(Follow {
+            shared: shared.clone(),
+            trid: trid.clone(),
+            opts: opts.clone(),
+            host: host.clone(),
+            generation: 0,
+            reported_up: false,
+            next_timeout_scan_ns: 0,
+        });
         Ok(())
     }
 
@@ -352,8 +476,11 @@ impl<T: HostTransport> HostCore<T> {
     pub(crate) fn remove_ctrlr(&mut self, index: u16) {
         if let Some(slot) = self.ctrlrs.get_mut(usize::from(index)) {
             if let Some(mut c) = slot.take() {
+                if let Some(sup) = c.supervisor.as_mut() {
+                    sup.shut_down();
+                }
                 if let Some(io) = c.io.as_mut() {
-                    io.fail_all();
+                    io.fail_all(PathFault::Abandoned);
                     io.drain_done(&mut self.done);
                 }
             }
@@ -366,6 +493,10 @@ impl<T: HostTransport + 'static> Poller for HostCore<T> {
         let now_ns = ctx.now_ns;
         let mut work = 0;
         for c in self.ctrlrs.iter_mut().flatten() {
+            if let Some(sup) = c.supervisor.as_mut() {
+                work += sup.poll(&mut self.transport, now_ns);
+            }
+            work += c.follow_shared(&mut self.transport, ctx.index, now_ns, &mut self.done);
             if let Some(admin) = c.admin.as_mut() {
                 work += admin.poll(now_ns);
             }
@@ -410,4 +541,29 @@ impl<T: HostTransport + 'static> Poller for HostCore<T> {
         }
         work
     }
+}
+
+/// Starts connecting IO queue pair `qid` of the controller `data` describes.
+fn connect_io<T: HostTransport>(
+    transport: &mut T,
+    req: &AttachRequest<'_>,
+    qid: u16,
+    data: &ControllerData,
+    now_ns: u64,
+) -> Result<IoQpair<T::Qpair>, String> {
+    let AttachRequest { trid, opts, host, .. } = *req;
+    // IO queue size: what we want, capped by the controller's MQES (0's based).
+    let depth = opts.io_queue_depth.min(data.mqes.saturating_add(1)).max(2);
+    let qopts = QpairOptions {
+        qid,
+        queue_depth: depth,
+        header_digest: opts.header_digest,
+        data_digest: opts.data_digest,
+        connect_timeout_ns: opts.connect_timeout_ms * 1_000_000,
+    };
+    let q = transport.connect(trid, &qopts).map_err(|e| format!("connect IO queue {qid}: {e}"))?;
+    let connect =
+        ConnectParams { cntlid: data.cntlid, subnqn: &trid.subnqn, hostnqn: &host.hostnqn, hostid: host.hostid };
+    let deadline_ns = now_ns + qopts.connect_timeout_ns;
+    IoQpair::new(q, qid, depth, &connect, deadline_ns, data.in_capsule_data_bytes)
 }
