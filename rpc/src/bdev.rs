@@ -1,4 +1,4 @@
-//! `bdev_malloc_*`, `bdev_null_*` and `bdev_get_bdevs`, with SPDK's parameter names.
+//! `bdev_malloc_*`, `bdev_null_*`, `bdev_aio_*` and `bdev_get_bdevs`, with SPDK's parameter names.
 //!
 //! SPDK parameters we accept only at their default value (metadata, DIF,
 //! optimal IO boundary) are listed so that SPDK's own `save_config` output
@@ -98,6 +98,39 @@ pub(crate) fn null_create(gw: &GatewayRpc, params: Option<&Value>) -> Result<Val
 pub(crate) fn null_delete(gw: &GatewayRpc, params: Option<&Value>) -> Result<Value, RpcError> {
     let p: ByName = parse_params(params)?;
     gw.lock_state().bdev_null_delete(&p.name)?;
+    Ok(json!(true))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AioCreate {
+    name: String,
+    filename: String,
+    block_size: Option<u32>,
+    uuid: Option<String>,
+    readonly: Option<bool>,
+    /// Write Zeroes and Deallocate always use fallocate here; the flag is accepted either way.
+    #[allow(dead_code)]
+    fallocate: Option<bool>,
+}
+
+/// `bdev_aio_create` → the bdev name. A file that cannot be opened O_DIRECT
+/// (missing, tmpfs, block size below its sector size) is -22 with the reason.
+pub(crate) fn aio_create(gw: &GatewayRpc, params: Option<&Value>) -> Result<Value, RpcError> {
+    let p: AioCreate = parse_params(params)?;
+    only_default("readonly", p.readonly, false)?;
+    let uuid = p.uuid.as_deref().map(|u| uuid_param("uuid", u)).transpose()?;
+    // SPDK treats block_size 0 as "not given".
+    let block_size = p.block_size.filter(|&bs| bs != 0);
+    // Opening the file (and one probe read) happens under the state lock: control path only.
+    let bdev = gw.lock_state().bdev_aio_create(&p.name, &p.filename, block_size, uuid)?;
+    Ok(json!(bdev.name()))
+}
+
+/// `bdev_aio_delete` → true.
+pub(crate) fn aio_delete(gw: &GatewayRpc, params: Option<&Value>) -> Result<Value, RpcError> {
+    let p: ByName = parse_params(params)?;
+    gw.lock_state().bdev_aio_delete(&p.name)?;
     Ok(json!(true))
 }
 

@@ -1,5 +1,5 @@
 //! The gateway's RPC handler set: SPDK's `bdev_malloc_*`, `bdev_null_*`,
-//! `bdev_get_bdevs`, `nvmf_*` and `framework_get_reactors`, applied to a
+//! `bdev_aio_*`, `bdev_get_bdevs`, `nvmf_*` and `framework_get_reactors`, applied to a
 //! shared [`TargetState`] and, for listeners, to the data plane.
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -27,11 +27,13 @@ pub trait DataPlane: Send + Sync {
 }
 
 /// Methods [`GatewayRpc`] answers.
-pub const GATEWAY_METHODS: [&str; 18] = [
+pub const GATEWAY_METHODS: [&str; 22] = [
     "bdev_malloc_create",
     "bdev_malloc_delete",
     "bdev_null_create",
     "bdev_null_delete",
+    "bdev_aio_create",
+    "bdev_aio_delete",
     "bdev_get_bdevs",
     "nvmf_create_transport",
     "nvmf_get_transports",
@@ -45,6 +47,8 @@ pub const GATEWAY_METHODS: [&str; 18] = [
     "nvmf_subsystem_remove_host",
     "nvmf_subsystem_allow_any_host",
     "nvmf_get_subsystems",
+    "nvmf_subsystem_listener_set_ana_state",
+    "nvmf_subsystem_get_listeners",
     "framework_get_reactors",
 ];
 
@@ -92,6 +96,8 @@ impl RpcHandler for GatewayRpc {
             "bdev_malloc_delete" => bdev::malloc_delete(self, params),
             "bdev_null_create" => bdev::null_create(self, params),
             "bdev_null_delete" => bdev::null_delete(self, params),
+            "bdev_aio_create" => bdev::aio_create(self, params),
+            "bdev_aio_delete" => bdev::aio_delete(self, params),
             "bdev_get_bdevs" => bdev::get_bdevs(self, params),
             "nvmf_create_transport" => nvmf::create_transport(self, params),
             "nvmf_get_transports" => nvmf::get_transports(self, params),
@@ -105,6 +111,8 @@ impl RpcHandler for GatewayRpc {
             "nvmf_subsystem_remove_host" => nvmf::remove_host(self, params),
             "nvmf_subsystem_allow_any_host" => nvmf::allow_any_host(self, params),
             "nvmf_get_subsystems" => nvmf::get_subsystems(self, params),
+            "nvmf_subsystem_listener_set_ana_state" => nvmf::listener_set_ana_state(self, params),
+            "nvmf_subsystem_get_listeners" => nvmf::get_listeners(self, params),
             "framework_get_reactors" => nvmf::get_reactors(self, params),
             _ => Err(RpcError::method_not_found(method)),
         }

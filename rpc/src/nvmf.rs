@@ -158,7 +158,7 @@ struct NamespaceSpec {
     nsid: Option<u32>,
     uuid: Option<String>,
     nguid: Option<String>,
-    /// One ANA group per namespace here, numbered as the NSID.
+    /// ANA group ID; default (or 0) is the NSID.
     anagrpid: Option<u32>,
     no_auto_visible: Option<bool>,
 }
@@ -175,11 +175,6 @@ pub(crate) fn add_ns(gw: &GatewayRpc, params: Option<&Value>) -> Result<Value, R
     let p: AddNs = parse_params(params)?;
     let ns = p.namespace;
     only_default("no_auto_visible", ns.no_auto_visible, false)?;
-    if let (Some(anagrpid), Some(nsid)) = (ns.anagrpid, ns.nsid.filter(|&n| n != 0)) {
-        only_default("anagrpid", Some(anagrpid), nsid)?;
-    } else {
-        only_default("anagrpid", ns.anagrpid.filter(|&g| g != 0), 0)?;
-    }
     let uuid = ns.uuid.as_deref().map(|u| uuid_param("uuid", u)).transpose()?;
     let nguid = ns
         .nguid
@@ -189,8 +184,8 @@ pub(crate) fn add_ns(gw: &GatewayRpc, params: Option<&Value>) -> Result<Value, R
                 .ok_or_else(|| RpcError::invalid_params(format!("Invalid nguid '{g}': need 32 hex digits")))
         })
         .transpose()?;
-    let nsid =
-        gw.lock_state().add_ns(&p.nqn, NamespaceParams { bdev_name: ns.bdev_name, nsid: ns.nsid, uuid, nguid })?;
+    let params = NamespaceParams { bdev_name: ns.bdev_name, nsid: ns.nsid, uuid, nguid, anagrpid: ns.anagrpid };
+    let nsid = gw.lock_state().add_ns(&p.nqn, params)?;
     Ok(json!(nsid))
 }
 
@@ -332,6 +327,48 @@ struct GetSubsystems {
 pub(crate) fn get_subsystems(gw: &GatewayRpc, params: Option<&Value>) -> Result<Value, RpcError> {
     let p: GetSubsystems = parse_params(params)?;
     Ok(gw.lock_state().get_subsystems_json(p.nqn.as_deref())?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetAnaState {
+    nqn: String,
+    listen_address: ListenAddressSpec,
+    ana_state: String,
+    anagrpid: Option<u32>,
+    /// Only the default target exists here.
+    tgt_name: Option<String>,
+}
+
+/// `nvmf_subsystem_listener_set_ana_state` → true. Controllers connected
+/// through the listener see the new state on their next IO (one atomic load)
+/// and get the ANA change event on their admin queue's next turn.
+pub(crate) fn listener_set_ana_state(gw: &GatewayRpc, params: Option<&Value>) -> Result<Value, RpcError> {
+    let p: SetAnaState = parse_params(params)?;
+    only_default("tgt_name", p.tgt_name.as_deref(), "nvmf_tgt")?;
+    let state = target::ana::parse_ana_state(&p.ana_state).ok_or_else(|| {
+        RpcError::invalid_params(format!(
+            "Invalid ana_state '{}': need optimized, non_optimized or inaccessible",
+            p.ana_state
+        ))
+    })?;
+    let addr = p.listen_address.to_address()?;
+    gw.lock_state().set_ana_state(&p.nqn, &addr, state, p.anagrpid)?;
+    Ok(json!(true))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GetListeners {
+    nqn: String,
+    tgt_name: Option<String>,
+}
+
+/// `nvmf_subsystem_get_listeners` → `[{address, ana_states: [{ana_group, ana_state}]}]`.
+pub(crate) fn get_listeners(gw: &GatewayRpc, params: Option<&Value>) -> Result<Value, RpcError> {
+    let p: GetListeners = parse_params(params)?;
+    only_default("tgt_name", p.tgt_name.as_deref(), "nvmf_tgt")?;
+    Ok(gw.lock_state().get_listeners_json(&p.nqn)?)
 }
 
 /// `framework_get_reactors` → the data plane's report.

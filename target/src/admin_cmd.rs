@@ -17,7 +17,7 @@ use protocol::identify::{
     cns, cntrltype, encode_active_ns_list, encode_ns_id_descriptors, identify_cns, ACTIVE_NS_LIST_MAX,
     IDENTIFY_DATA_BYTES,
 };
-use protocol::log::{encode_ana_log, lid, AnaGroupDescriptor, AnaState, GetLogPage, SmartLog, ANA_LSP_RGO};
+use protocol::log::{encode_ana_log, lid, AnaGroupDescriptor, GetLogPage, SmartLog, ANA_LSP_RGO};
 use protocol::opcode::{admin, fctype};
 use protocol::property::{offset as prop, property_size_bytes, Cap, Cc, Csts, ShutdownNotification, ShutdownStatus};
 use protocol::property::{Vs, CAP_CSS_NVM};
@@ -115,11 +115,19 @@ pub(crate) struct AdminQueue {
     interrupt_coalescing: u32,
     /// Reused buffer for log pages.
     scratch: Vec<u8>,
+    /// The listener's ANA change count the host was last told of (AEN) or read (log page).
+    ana_seen_chgcnt: u64,
+    /// An ANA change notice was sent and the host has not read the ANA log
+    /// since: further changes raise no notice until it does (NVMe Base 2.0c §5.27.1.1).
+    ana_notice_masked: bool,
 }
 
 impl AdminQueue {
     pub(crate) fn new(ctrl: Arc<Controller>) -> Self {
+        let ana_seen_chgcnt = ctrl.ana.change_count();
         AdminQueue {
+            ana_seen_chgcnt,
+            ana_notice_masked: false,
             ctrl,
             cc: Cc::default(),
             csts: Csts::default(),
@@ -343,11 +351,12 @@ impl AdminQueue {
         c.elpe = (ERROR_LOG_ENTRIES - 1) as u8;
         c.kas = 1;
         if ctrl.identity.ana_reporting && !discovery {
-            // Optimized state reported; ANAGRPID does not change while attached (bit 6);
-            // one group per namespace.
-            c.anacap = (1 << 0) | (1 << 6);
-            c.anagrpmax = ctrl.identity.max_namespaces;
-            c.nanagrpid = ctrl.identity.max_namespaces;
+            // Optimized, non-optimized and inaccessible states reported (bits 0..2); ANAGRPID does not
+            // change while a namespace is attached (bit 6).
+            c.anacap = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 6);
+            c.anatt = crate::ana::ANATT_SECONDS;
+            c.anagrpmax = ctrl.ana.groups();
+            c.nanagrpid = ctrl.ana.groups();
         }
         c.sqes = 0x66;
         c.cqes = 0x44;
@@ -404,16 +413,32 @@ impl AdminQueue {
             lid::ANA if !discovery && self.ctrl.identity.ana_reporting => {
                 let (table, _) = self.ctrl.ns_table();
                 let rgo = glp.lsp & ANA_LSP_RGO != 0;
-                let groups: Vec<AnaGroupDescriptor> = table
+                let ana = &self.ctrl.ana;
+                // The count first: a change racing with this read shows up as a newer count next time.
+                let chgcnt = ana.change_count();
+                let mut ids: Vec<u32> = table.iter().map(|ns| ns.anagrpid).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                // One descriptor per group holding an active namespace, NSIDs ascending (RGO: none).
+                let groups: Vec<AnaGroupDescriptor> = ids
                     .iter()
-                    .map(|ns| AnaGroupDescriptor {
-                        anagrpid: ns.nsid,
-                        chgcnt: 0,
-                        state: AnaState::Optimized,
-                        nsids: if rgo { Vec::new() } else { vec![ns.nsid] },
+                    .map(|&g| AnaGroupDescriptor {
+                        anagrpid: g,
+                        chgcnt: ana.group_change_count(g),
+                        state: ana.state(g),
+                        nsids: if rgo {
+                            Vec::new()
+                        } else {
+                            table.iter().filter(|ns| ns.anagrpid == g).map(|ns| ns.nsid).collect()
+                        },
                     })
                     .collect();
-                if encode_ana_log(0, &groups, &mut page).is_err() {
+                if !glp.rae {
+                    // Reading the log (without Retain Asynchronous Event) unmasks the ANA change notice.
+                    self.ana_notice_masked = false;
+                    self.ana_seen_chgcnt = chgcnt;
+                }
+                if encode_ana_log(chgcnt, &groups, &mut page).is_err() {
                     self.scratch = page;
                     return AdminOutcome::status(Status::generic(generic::INTERNAL_ERROR));
                 }
@@ -526,11 +551,11 @@ impl AdminQueue {
     /// Completes held AERs with the events the controller has pending (and
     /// the host enabled). Returns how many completed.
     pub(crate) fn deliver_events<Q: TargetQpair>(&mut self, q: &mut Q, sqhd: u16) -> usize {
+        let mut done = self.deliver_ana_change(q, sqhd);
         if !self.ctrl.has_pending_events() || self.aers.iter().all(Option::is_none) {
-            return 0;
+            return done;
         }
         let mut events = self.ctrl.take_pending_events();
-        let mut done = 0;
         if events & pending_event::NS_ATTRIBUTE_CHANGED != 0 {
             if self.async_event_config & aen_config::NS_ATTRIBUTE_NOTICES == 0 {
                 // Not enabled by the host: the change is still in the changed NS list log.
@@ -546,6 +571,32 @@ impl AdminQueue {
             self.ctrl.restore_pending_events(events);
         }
         done
+    }
+
+    /// Sends the ANA change notice (Notice / ANA Change / log 0Ch) when the
+    /// listener's ANA change count moved since the host last heard of it,
+    /// the notice is not masked, the host enabled it (AEC bit 11) and an AER
+    /// is held. One atomic load per admin queue turn when nothing changed.
+    fn deliver_ana_change<Q: TargetQpair>(&mut self, q: &mut Q, sqhd: u16) -> usize {
+        if !self.ctrl.identity.ana_reporting || self.ana_notice_masked {
+            return 0;
+        }
+        let count = self.ctrl.ana.change_count();
+        if count == self.ana_seen_chgcnt {
+            return 0;
+        }
+        if self.async_event_config & aen_config::ANA_CHANGE_NOTICES == 0 {
+            // Not enabled: the change is in the ANA log for whoever reads it; no late notice for it.
+            self.ana_seen_chgcnt = count;
+            return 0;
+        }
+        let Some(aer) = self.aers.iter_mut().find_map(Option::take) else {
+            return 0;
+        };
+        complete(q, aer.slot, aer.cid, Status::SUCCESS, AsyncEvent::ana_change().to_dw0(), sqhd);
+        self.ana_seen_chgcnt = count;
+        self.ana_notice_masked = true;
+        1
     }
 
     /// Completes every held AER with Aborted SQ Deletion (controller reset,
@@ -594,7 +645,7 @@ pub(crate) fn identify_namespace(table: &NamespaceTable, nsid: u32, ana_reportin
     ns.nguid = e.nguid;
     ns.eui64 = [0; 8];
     if ana_reporting {
-        ns.anagrpid = nsid;
+        ns.anagrpid = e.anagrpid;
     }
     ns
 }

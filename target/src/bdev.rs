@@ -1,13 +1,20 @@
-//! Block devices the gateway exports as namespaces: malloc (RAM) and null.
+//! Block devices the gateway exports as namespaces: malloc (RAM), null, and
+//! AIO (a file or block device opened O_DIRECT).
 //!
-//! IO here is synchronous: a malloc read is a `memcpy`. RBD (librbd) and
-//! Linux AIO backends come later and complete asynchronously; they will get
-//! submit/poll entry points beside these, and the synchronous calls stay for
-//! backends that finish inline.
+//! Malloc and null IO is synchronous: a malloc read is a `memcpy`. An AIO
+//! bdev's reads, writes and flushes on the gateway's IO path go through the
+//! core's Linux AIO context ([`crate::aio`]) and complete later; the
+//! synchronous methods here also work for it (blocking `pread`/`pwrite`, for
+//! tests and tools, never called by the reactors for reads and writes).
+//! Write Zeroes and Deallocate on an AIO bdev are a synchronous `fallocate`
+//! (SPDK's `fallocate` option): rare commands, a blocking syscall on the core.
 
 use core::fmt;
 use core::ptr::NonNull;
 use std::alloc::{self, Layout};
+use std::fs::{File, OpenOptions};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::sync::Arc;
 
 use crate::error::{BdevError, TargetError};
@@ -34,7 +41,37 @@ pub enum BdevBackend {
     Malloc(MallocMemory),
     /// Nowhere: reads return zeroes, writes are dropped (SPDK's null bdev).
     Null,
+    /// A file or block device, O_DIRECT, through Linux AIO (SPDK's aio bdev).
+    Aio(AioFile),
 }
+
+/// The file behind an AIO bdev.
+#[derive(Debug)]
+pub struct AioFile {
+    file: File,
+    filename: String,
+    block_size_override: bool,
+}
+
+impl AioFile {
+    /// The path it was opened with.
+    pub fn filename(&self) -> &str {
+        &self.filename
+    }
+
+    /// True when the block size was given rather than the default.
+    pub fn block_size_override(&self) -> bool {
+        self.block_size_override
+    }
+
+    /// The file descriptor (valid while the bdev lives).
+    pub fn fd(&self) -> RawFd {
+        self.file.as_raw_fd()
+    }
+}
+
+/// Block size of an AIO bdev created without one.
+pub const AIO_DEFAULT_BLOCK_SIZE: u32 = 512;
 
 impl fmt::Debug for Bdev {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -76,6 +113,73 @@ impl Bdev {
         })
     }
 
+    /// A bdev on `filename` (a regular file or block device), opened
+    /// read-write with O_DIRECT; `block_size` defaults to 512 and must be a
+    /// multiple of 512 that O_DIRECT accepts on that file (checked by one
+    /// aligned read of the first block). Its size is the file's size in
+    /// whole blocks.
+    pub fn aio(
+        name: &str,
+        filename: &str,
+        block_size: Option<u32>,
+        uuid: Option<[u8; 16]>,
+    ) -> Result<Bdev, TargetError> {
+        let invalid = |reason: String| TargetError::BdevInvalid { name: name.to_string(), reason };
+        let io_err = |what: &str, e: std::io::Error| TargetError::BdevFile {
+            name: name.to_string(),
+            filename: filename.to_string(),
+            reason: format!("{what}: {e}"),
+        };
+        let bs = block_size.unwrap_or(AIO_DEFAULT_BLOCK_SIZE);
+        if bs == 0 || bs % 512 != 0 || bs as usize > crate::aio::AIO_BUFFER_ALIGN_BYTES * 16 {
+            return Err(invalid(format!("block_size {bs} is not a multiple of 512 (at most 64 KiB)")));
+        }
+        let file = OpenOptions::new().read(true).write(true).custom_flags(libc::O_DIRECT).open(filename).map_err(
+            |e| match e.raw_os_error() {
+                Some(libc::EINVAL) => io_err("the filesystem refuses O_DIRECT (tmpfs does; use a disk-backed path)", e),
+                _ => io_err("open", e),
+            },
+        )?;
+        let meta = file.metadata().map_err(|e| io_err("stat", e))?;
+        let size_bytes = if meta.file_type().is_file() {
+            meta.len()
+        } else {
+            // A block device: its size is where a seek to the end lands.
+            use std::io::Seek;
+            (&file).seek(std::io::SeekFrom::End(0)).map_err(|e| io_err("size", e))?
+        };
+        let num_blocks = size_bytes / u64::from(bs);
+        if num_blocks == 0 {
+            return Err(invalid(format!("'{filename}' ({size_bytes} bytes) holds no whole block of {bs} bytes")));
+        }
+        check_geometry(name, num_blocks, bs)?;
+        // One aligned O_DIRECT read of the first block: fails now (EINVAL) if the block size is below the
+        // device's logical sector size, instead of failing every IO later.
+        let mut probe = crate::aio::AlignedScratch::new(bs as usize).ok_or_else(|| invalid("no memory".into()))?;
+        file.read_exact_at(probe.as_mut_slice(), 0)
+            .map_err(|e| io_err(&format!("O_DIRECT read of {bs} bytes (block size below the sector size?)"), e))?;
+        Ok(Bdev {
+            name: name.to_string(),
+            uuid: uuid.unwrap_or_else(random_uuid_v4),
+            block_size: bs,
+            num_blocks,
+            backend: BdevBackend::Aio(AioFile {
+                file,
+                filename: filename.to_string(),
+                block_size_override: block_size.is_some(),
+            }),
+        })
+    }
+
+    /// The AIO file descriptor, for the IO path (None for other backends).
+    #[inline]
+    pub fn aio_fd(&self) -> Option<RawFd> {
+        match &self.backend {
+            BdevBackend::Aio(f) => Some(f.fd()),
+            _ => None,
+        }
+    }
+
     /// The bdev's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -112,6 +216,7 @@ impl Bdev {
         match self.backend {
             BdevBackend::Malloc(_) => "Malloc disk",
             BdevBackend::Null => "Null disk",
+            BdevBackend::Aio(_) => "AIO disk",
         }
     }
 
@@ -121,6 +226,11 @@ impl Bdev {
         match &self.backend {
             BdevBackend::Malloc(memory) => memory.read(start, buf),
             BdevBackend::Null => buf.fill(0),
+            BdevBackend::Aio(f) => {
+                let mut bounce = crate::aio::AlignedScratch::new(buf.len()).ok_or(BdevError::Io(libc::ENOMEM))?;
+                f.file.read_exact_at(bounce.as_mut_slice(), offset_bytes).map_err(BdevError::from_io)?;
+                buf.copy_from_slice(bounce.as_mut_slice());
+            }
         }
         Ok(())
     }
@@ -138,15 +248,21 @@ impl Bdev {
                 // to the same blocks may tear what is sent, as with a copy (see MallocMemory).
                 Some(BorrowedData { ptr, len: len_bytes, owner: self.clone() })
             }
-            BdevBackend::Null => None,
+            BdevBackend::Null | BdevBackend::Aio(_) => None,
         }
     }
 
     /// Writes `buf` at `offset_bytes`. A null bdev drops the data.
     pub fn write(&self, offset_bytes: u64, buf: &[u8]) -> Result<(), BdevError> {
         let start = self.check_range(offset_bytes, buf.len() as u64)?;
-        if let BdevBackend::Malloc(memory) = &self.backend {
-            memory.write(start, buf);
+        match &self.backend {
+            BdevBackend::Malloc(memory) => memory.write(start, buf),
+            BdevBackend::Null => {}
+            BdevBackend::Aio(f) => {
+                let mut bounce = crate::aio::AlignedScratch::new(buf.len()).ok_or(BdevError::Io(libc::ENOMEM))?;
+                bounce.as_mut_slice().copy_from_slice(buf);
+                f.file.write_all_at(bounce.as_mut_slice(), offset_bytes).map_err(BdevError::from_io)?;
+            }
         }
         Ok(())
     }
@@ -154,22 +270,35 @@ impl Bdev {
     /// Zeroes `len_bytes` bytes at `offset_bytes`.
     pub fn write_zeroes(&self, offset_bytes: u64, len_bytes: u64) -> Result<(), BdevError> {
         let start = self.check_range(offset_bytes, len_bytes)?;
-        if let BdevBackend::Malloc(memory) = &self.backend {
+        match &self.backend {
             // Fits in usize: the range lies inside an allocation.
-            memory.fill_zero(start, len_bytes as usize);
+            BdevBackend::Malloc(memory) => memory.fill_zero(start, len_bytes as usize),
+            BdevBackend::Null => {}
+            BdevBackend::Aio(f) => fallocate(&f.file, libc::FALLOC_FL_ZERO_RANGE, offset_bytes, len_bytes)?,
         }
         Ok(())
     }
 
     /// Deallocates a range. A malloc bdev zeroes it, so that deallocated
-    /// blocks read back as zeroes (as SPDK's malloc bdev does).
+    /// blocks read back as zeroes (as SPDK's malloc bdev does); an AIO bdev
+    /// punches a hole (which reads back as zeroes too).
     pub fn unmap(&self, offset_bytes: u64, len_bytes: u64) -> Result<(), BdevError> {
-        self.write_zeroes(offset_bytes, len_bytes)
+        match &self.backend {
+            BdevBackend::Aio(f) => {
+                self.check_range(offset_bytes, len_bytes)?;
+                fallocate(&f.file, libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE, offset_bytes, len_bytes)
+            }
+            _ => self.write_zeroes(offset_bytes, len_bytes),
+        }
     }
 
-    /// Makes completed writes durable: nothing to do for RAM or null.
+    /// Makes completed writes durable: nothing to do for RAM or null; an
+    /// AIO bdev's file is `fdatasync`ed (blocking; the IO path uses an AIO FDSYNC instead).
     pub fn flush(&self) -> Result<(), BdevError> {
-        Ok(())
+        match &self.backend {
+            BdevBackend::Aio(f) => f.file.sync_data().map_err(BdevError::from_io),
+            _ => Ok(()),
+        }
     }
 
     /// Checks that `[offset, offset + len)` lies inside the device; returns the offset as usize.
@@ -181,6 +310,19 @@ impl Bdev {
             _ => Err(out_of_range),
         }
     }
+}
+
+/// `fallocate(mode)` on a range of an AIO bdev's file.
+fn fallocate(file: &File, mode: libc::c_int, offset_bytes: u64, len_bytes: u64) -> Result<(), BdevError> {
+    if len_bytes == 0 {
+        return Ok(());
+    }
+    // SAFETY: fallocate takes a file descriptor we own (open for the bdev's life) and plain integers.
+    let r = unsafe { libc::fallocate(file.as_raw_fd(), mode, offset_bytes as libc::off_t, len_bytes as libc::off_t) };
+    if r != 0 {
+        return Err(BdevError::from_io(std::io::Error::last_os_error()));
+    }
+    Ok(())
 }
 
 /// Validates a bdev's geometry as SPDK's malloc and null modules do; returns the size in bytes.

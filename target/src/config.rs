@@ -14,8 +14,10 @@ use std::sync::Arc;
 use engine::{AdrFam, TargetOptions, TrType};
 use serde_json::{json, Value};
 
+use crate::ana::{ana_state_name, AnaStates, ANA_GROUP_MAX};
 use crate::bdev::{format_nguid, format_uuid, Bdev, BdevBackend};
 use crate::error::TargetError;
+use protocol::log::AnaState;
 
 /// The discovery subsystem's NQN.
 pub const DISCOVERY_NQN: &str = protocol::DISCOVERY_NQN;
@@ -71,6 +73,8 @@ pub struct Namespace {
     pub uuid: [u8; 16],
     /// Namespace globally unique identifier (defaults to the bdev's UUID bytes, as SPDK).
     pub nguid: [u8; 16],
+    /// ANA group ID (defaults to the NSID, as SPDK).
+    pub anagrpid: u32,
 }
 
 /// An address a subsystem listens on.
@@ -131,6 +135,9 @@ pub struct Subsystem {
     pub namespaces: Vec<Namespace>,
     /// Listen addresses, in the order they were added.
     pub listeners: Vec<ListenAddress>,
+    /// ANA state per listener (same order as `listeners`), shared with the
+    /// controllers connected through it.
+    pub ana: Vec<(ListenAddress, Arc<AnaStates>)>,
 }
 
 impl Subsystem {
@@ -148,7 +155,45 @@ impl Subsystem {
             ana_reporting: false,
             namespaces: Vec::new(),
             listeners: Vec::new(),
+            ana: Vec::new(),
         }
+    }
+
+    /// ANAGRPMAX: the highest ANA group ID (max_namespaces, at most [`ANA_GROUP_MAX`]).
+    pub fn ana_group_max(&self) -> u32 {
+        self.max_namespaces.min(ANA_GROUP_MAX)
+    }
+
+    /// The ANA states seen through listener `addr`.
+    pub fn ana_states(&self, addr: &ListenAddress) -> Option<&Arc<AnaStates>> {
+        self.ana.iter().find(|(a, _)| a == addr).map(|(_, s)| s)
+    }
+
+    /// ANA group IDs that hold at least one namespace, ascending.
+    pub fn ana_groups_in_use(&self) -> Vec<u32> {
+        let mut groups: Vec<u32> = self.namespaces.iter().map(|ns| ns.anagrpid).collect();
+        groups.sort_unstable();
+        groups.dedup();
+        groups
+    }
+
+    /// SPDK's `nvmf_subsystem_get_listeners` entries.
+    pub fn listeners_json(&self) -> Value {
+        let groups = self.ana_groups_in_use();
+        self.listeners
+            .iter()
+            .map(|l| {
+                let ana = self.ana_states(l);
+                let states: Vec<Value> = groups
+                    .iter()
+                    .map(|&g| {
+                        let state = ana.map_or(AnaState::Optimized, |a| a.state(g));
+                        json!({"ana_group": g, "ana_state": ana_state_name(state)})
+                    })
+                    .collect();
+                json!({"address": l.to_json(), "ana_states": states})
+            })
+            .collect()
     }
 
     /// The namespace with this NSID.
@@ -188,8 +233,7 @@ impl Subsystem {
                     o.insert("nguid".into(), json!(format_nguid(&ns.nguid)));
                     o.insert("uuid".into(), json!(format_uuid(&ns.uuid)));
                     if self.ana_reporting {
-                        // One ANA group per namespace, numbered as the NSID (SPDK's default).
-                        o.insert("anagrpid".into(), json!(ns.nsid));
+                        o.insert("anagrpid".into(), json!(ns.anagrpid));
                     }
                     Value::Object(o)
                 })
@@ -232,6 +276,8 @@ pub struct NamespaceParams {
     pub uuid: Option<[u8; 16]>,
     /// NGUID; defaults to the bdev's UUID bytes.
     pub nguid: Option<[u8; 16]>,
+    /// ANA group ID; `None` or 0 means the NSID.
+    pub anagrpid: Option<u32>,
 }
 
 /// The gateway's configuration.
@@ -360,6 +406,25 @@ impl TargetState {
         Ok(bdev)
     }
 
+    /// `bdev_aio_create`: a bdev on `filename` opened O_DIRECT (see [`Bdev::aio`]).
+    pub fn bdev_aio_create(
+        &mut self,
+        name: &str,
+        filename: &str,
+        block_size: Option<u32>,
+        uuid: Option<[u8; 16]>,
+    ) -> Result<Arc<Bdev>, TargetError> {
+        self.check_new_bdev(name, uuid)?;
+        let bdev = Arc::new(Bdev::aio(name, filename, block_size, uuid)?);
+        self.bdevs.insert(name.to_string(), bdev.clone());
+        Ok(bdev)
+    }
+
+    /// `bdev_aio_delete`: only an AIO bdev of that name.
+    pub fn bdev_aio_delete(&mut self, name: &str) -> Result<(), TargetError> {
+        self.delete_bdev(name, |b| matches!(b, BdevBackend::Aio(_)))
+    }
+
     /// `bdev_malloc_delete`: only a malloc bdev of that name.
     pub fn bdev_malloc_delete(&mut self, name: &str) -> Result<(), TargetError> {
         self.delete_bdev(name, |b| matches!(b, BdevBackend::Malloc(_)))
@@ -450,6 +515,7 @@ impl TargetState {
             ana_reporting: params.ana_reporting,
             namespaces: Vec::new(),
             listeners: Vec::new(),
+            ana: Vec::new(),
         });
         Ok(())
     }
@@ -508,8 +574,15 @@ impl TargetState {
         if subsystem.namespaces.iter().any(|ns| ns.uuid == uuid) {
             return Err(fail(format!("namespace UUID {} already in use", format_uuid(&uuid))));
         }
+        let anagrpid = params.anagrpid.filter(|&g| g != 0).unwrap_or(nsid);
+        if anagrpid > subsystem.ana_group_max() {
+            return Err(fail(format!(
+                "ANA group ID {anagrpid} is above ANAGRPMAX {} (max_namespaces, at most {ANA_GROUP_MAX})",
+                subsystem.ana_group_max()
+            )));
+        }
         let at = subsystem.namespaces.partition_point(|ns| ns.nsid < nsid);
-        subsystem.namespaces.insert(at, Namespace { nsid, bdev, uuid, nguid });
+        subsystem.namespaces.insert(at, Namespace { nsid, bdev, uuid, nguid, anagrpid });
         Ok(nsid)
     }
 
@@ -537,6 +610,8 @@ impl TargetState {
         if subsystem.listeners.contains(&addr) {
             return Err(TargetError::ListenerExists { nqn: nqn.to_string(), addr: addr.to_string() });
         }
+        let ana = Arc::new(AnaStates::new(subsystem.ana_group_max()));
+        subsystem.ana.push((addr.clone(), ana));
         subsystem.listeners.push(addr);
         Ok(())
     }
@@ -551,7 +626,48 @@ impl TargetState {
             .position(|l| l == addr)
             .ok_or_else(|| TargetError::ListenerNotFound { nqn: nqn.to_string(), addr: addr.to_string() })?;
         subsystem.listeners.remove(index);
+        subsystem.ana.retain(|(a, _)| a != addr);
         Ok(())
+    }
+
+    /// `nvmf_subsystem_listener_set_ana_state`: sets the state of group
+    /// `anagrpid` (every group when `None`) as seen through listener `addr`.
+    /// Returns whether anything changed; controllers connected through the
+    /// listener notice the change count on their admin queue's next turn.
+    pub fn set_ana_state(
+        &mut self,
+        nqn: &str,
+        addr: &ListenAddress,
+        state: AnaState,
+        anagrpid: Option<u32>,
+    ) -> Result<bool, TargetError> {
+        let subsystem = self.subsystem(nqn).ok_or_else(|| TargetError::SubsystemNotFound(nqn.to_string()))?;
+        if subsystem.subtype == SubsystemType::Discovery {
+            return Err(TargetError::DiscoverySubsystem("it has no namespaces"));
+        }
+        if !subsystem.ana_reporting {
+            return Err(TargetError::InvalidParam {
+                param: "ana_state",
+                reason: format!("ANA reporting is disabled on {nqn} (nvmf_create_subsystem -r)"),
+            });
+        }
+        let ana = subsystem
+            .ana_states(addr)
+            .ok_or_else(|| TargetError::ListenerNotFound { nqn: nqn.to_string(), addr: addr.to_string() })?;
+        match anagrpid {
+            Some(g) if g == 0 || g > ana.groups() => Err(TargetError::InvalidParam {
+                param: "anagrpid",
+                reason: format!("{g} is not an ANA group ID of {nqn} (1..={})", ana.groups()),
+            }),
+            Some(g) => Ok(ana.set(g, state)),
+            None => Ok((1..=ana.groups()).fold(false, |changed, g| ana.set(g, state) | changed)),
+        }
+    }
+
+    /// `nvmf_subsystem_get_listeners` result.
+    pub fn get_listeners_json(&self, nqn: &str) -> Result<Value, TargetError> {
+        let subsystem = self.subsystem(nqn).ok_or_else(|| TargetError::SubsystemNotFound(nqn.to_string()))?;
+        Ok(subsystem.listeners_json())
     }
 
     /// `nvmf_subsystem_add_host`.
@@ -670,7 +786,17 @@ impl TargetState {
         }
         obj.insert("zoned".into(), json!(false));
         obj.insert("supported_io_types".into(), Value::Object(supported));
-        obj.insert("driver_specific".into(), json!({}));
+        let driver_specific = match bdev.backend() {
+            BdevBackend::Aio(f) => json!({"aio": {
+                "filename": f.filename(),
+                "block_size_override": f.block_size_override(),
+                "readonly": false,
+                // Write Zeroes and Deallocate are done with fallocate (SPDK's meaning of this flag).
+                "fallocate": true,
+            }}),
+            _ => json!({}),
+        };
+        obj.insert("driver_specific".into(), driver_specific);
         Value::Object(obj)
     }
 
@@ -704,6 +830,17 @@ impl TargetState {
                         "dif_type": 0,
                         "dif_is_head_of_md": false,
                         "dif_pi_format": 0,
+                    }
+                }),
+                BdevBackend::Aio(f) => json!({
+                    "method": "bdev_aio_create",
+                    "params": {
+                        "name": bdev.name(),
+                        "filename": f.filename(),
+                        "block_size": bdev.block_size(),
+                        "readonly": false,
+                        "fallocate": true,
+                        "uuid": format_uuid(&bdev.uuid()),
                     }
                 }),
                 BdevBackend::Null => json!({
@@ -754,12 +891,16 @@ impl TargetState {
         }
         for s in nvme() {
             calls.extend(s.namespaces.iter().map(|ns| {
-                json!({"method": "nvmf_subsystem_add_ns", "params": {"nqn": s.nqn, "namespace": {
+                let mut namespace = json!({
                     "nsid": ns.nsid,
                     "bdev_name": ns.bdev.name(),
                     "nguid": format_nguid(&ns.nguid),
                     "uuid": format_uuid(&ns.uuid),
-                }}})
+                });
+                if s.ana_reporting || ns.anagrpid != ns.nsid {
+                    namespace["anagrpid"] = json!(ns.anagrpid);
+                }
+                json!({"method": "nvmf_subsystem_add_ns", "params": {"nqn": s.nqn, "namespace": namespace}})
             }));
         }
         for s in &self.subsystems {
@@ -768,6 +909,20 @@ impl TargetState {
                     "nqn": s.nqn, "listen_address": l.to_json(), "secure_channel": false,
                 }})
             }));
+        }
+        // Non-default ANA states, after the listeners they belong to (a reload starts all optimized).
+        for s in nvme().filter(|s| s.ana_reporting) {
+            for (l, ana) in &s.ana {
+                for g in 1..=ana.groups() {
+                    let state = ana.state(g);
+                    if state != AnaState::Optimized {
+                        calls.push(json!({"method": "nvmf_subsystem_listener_set_ana_state", "params": {
+                            "nqn": s.nqn, "listen_address": l.to_json(),
+                            "ana_state": ana_state_name(state), "anagrpid": g,
+                        }}));
+                    }
+                }
+            }
         }
         calls
     }

@@ -19,6 +19,7 @@ use protocol::status::{command_specific, generic};
 use protocol::{ConnectData, Sqe, Status, WireError};
 use serde_json::{json, Value};
 
+use crate::ana::AnaStates;
 use crate::bdev::{format_uuid, Bdev};
 use crate::config::{ListenAddress, Subsystem, SubsystemType, TargetState};
 
@@ -80,6 +81,8 @@ pub struct NamespaceEntry {
     pub uuid: [u8; 16],
     /// Namespace NGUID.
     pub nguid: [u8; 16],
+    /// ANA group ID.
+    pub anagrpid: u32,
 }
 
 /// The namespaces of a subsystem, indexed by NSID: an immutable snapshot an
@@ -104,6 +107,7 @@ impl NamespaceTable {
                     num_blocks: ns.bdev.num_blocks(),
                     uuid: ns.uuid,
                     nguid: ns.nguid,
+                    anagrpid: ns.anagrpid,
                 });
             }
         }
@@ -180,6 +184,9 @@ pub struct Controller {
     pub opts: TargetOptions,
     /// What Identify Controller reports.
     pub identity: ControllerIdentity,
+    /// The ANA states of the listener the admin queue came in on (what this
+    /// controller reports and enforces).
+    pub ana: Arc<AnaStates>,
     /// KATO as the host set it (Connect or Set Features), rounded up to the granularity.
     kato_ms: AtomicU32,
     /// Keep-alive deadline actually enforced (KATO, or the discovery default).
@@ -636,6 +643,8 @@ pub fn connect(
             ana_reporting: subsystem.ana_reporting,
         };
         let default_io_queues = origin.opts.max_qpairs_per_ctrlr.saturating_sub(1).max(1);
+        // Discovery controllers and listeners without a record (none in practice) see no groups.
+        let ana = subsystem.ana_states(&origin.listen).cloned().unwrap_or_else(|| Arc::new(AnaStates::new(0)));
         let make = |cntlid: u16| {
             let ctrl = Controller {
                 cntlid,
@@ -646,6 +655,7 @@ pub fn connect(
                 listen: origin.listen.clone(),
                 opts: origin.opts.clone(),
                 identity,
+                ana,
                 kato_ms: AtomicU32::new(kato_ms),
                 expiry_ms: AtomicU32::new(0),
                 last_keep_alive_ns: AtomicU64::new(now_ns),

@@ -34,6 +34,16 @@ pub enum BdevError {
         /// Size of the device in bytes.
         size_bytes: u64,
     },
+    /// The backing file failed the IO (errno).
+    #[error("IO error (errno {0})")]
+    Io(i32),
+}
+
+impl BdevError {
+    /// From an IO error of a file-backed bdev.
+    pub fn from_io(e: std::io::Error) -> Self {
+        BdevError::Io(e.raw_os_error().unwrap_or(5))
+    }
 }
 
 /// Why a configuration change was refused.
@@ -60,6 +70,16 @@ pub enum TargetError {
         name: String,
         /// Bytes asked for.
         size_bytes: u64,
+    },
+    /// The file behind an AIO bdev could not be used.
+    #[error("bdev '{name}': cannot use '{filename}': {reason}")]
+    BdevFile {
+        /// Bdev name.
+        name: String,
+        /// The file.
+        filename: String,
+        /// What went wrong (open, O_DIRECT, size).
+        reason: String,
     },
     /// The bdev is exported as a namespace and cannot be deleted.
     #[error("bdev '{bdev}' is in use by namespace {nsid} of {nqn}")]
@@ -154,6 +174,7 @@ impl TargetError {
             TargetError::BdevExists(_) => -libc_errno::EEXIST,
             TargetError::BdevNotFound(_) => -libc_errno::ENODEV,
             TargetError::BdevInvalid { .. } => -libc_errno::EINVAL,
+            TargetError::BdevFile { .. } => -libc_errno::EINVAL,
             TargetError::BdevNoMemory { .. } => -libc_errno::ENOMEM,
             TargetError::BdevInUse { .. } => -libc_errno::EBUSY,
             TargetError::Internal(_) => JSONRPC_INTERNAL_ERROR,

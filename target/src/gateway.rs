@@ -13,6 +13,23 @@
 //! 3. poll each queue pair and execute what is ready;
 //! 4. (reactor 0) notice configuration changes.
 //!
+//! File-backed (AIO) bdevs complete later: a command goes to the core's AIO
+//! context ([`crate::aio`]) and its CQE is sent when `io_getevents` reports it,
+//! on the core that owns the queue pair (the context is per core, so it
+//! always is). AIOs prepared in a turn are submitted together at its end.
+//!
+//! Teardown (the stale-write rule, gateway half): a queue pair torn down for
+//! any reason (keep-alive expiry, controller destroyed or reset, host
+//! disconnect, transport error, configuration removal) is never read again
+//! from that moment. If it still has commands on the bdev (AIO in flight),
+//! it stays *draining*: its socket stays open, nothing is read from it, the
+//! in-flight commands complete (their CQEs are sent if the connection still
+//! works), and only then is it dropped and its socket closed. So when the
+//! host sees the connection close, every command of that association the
+//! gateway accepted has finished on the bdev; none can land afterwards.
+//! (An in-flight AIO cannot be cancelled on a regular file; waiting for it
+//! is the only way to keep that promise.)
+//!
 //! Disconnect policy: when an admin queue's connection goes, its controller
 //! is destroyed at once and its IO queues on every core are torn down on
 //! their next turn. SPDK keeps such a controller until KATO runs out, but
@@ -36,6 +53,7 @@ use protocol::{Cqe, Status};
 use serde_json::{json, Value};
 
 use crate::admin_cmd::{AdminEnv, AdminOutcome, AdminQueue};
+use crate::aio::{AioEngine, AioOp, AioTag};
 use crate::config::{ListenAddress, SubsystemType, TargetState};
 use crate::controller::{
     connect, lock, Connected, Controller, ControllerInfo, ControllerKind, ControllerRegistry, NamespaceTable,
@@ -302,6 +320,11 @@ struct QpairEntry<Q> {
     /// SQ size in entries (from Connect).
     sq_entries: u16,
     id: u64,
+    /// Commands on the bdev (AIO), not yet completed.
+    in_flight: u32,
+    /// Torn down, waiting for `in_flight` to reach 0 before it is dropped;
+    /// never read from again.
+    draining: bool,
 }
 
 /// One core's share of the gateway: its listeners (reactor 0), its queue
@@ -322,6 +345,8 @@ pub struct GatewayCore<L: TargetListener + 'static> {
     next_publish_ns: u64,
     seen_config_generation: u64,
     next_scan_ns: u64,
+    /// This core's AIO context (set up on first use).
+    aio: AioEngine,
 }
 
 impl<L: TargetListener + 'static> GatewayCore<L> {
@@ -342,6 +367,7 @@ impl<L: TargetListener + 'static> GatewayCore<L> {
             next_publish_ns: 0,
             seen_config_generation: u64::MAX,
             next_scan_ns: 0,
+            aio: AioEngine::new(),
         }
     }
 
@@ -378,13 +404,20 @@ impl<L: TargetListener + 'static> GatewayCore<L> {
             sqhd: 0,
             sq_entries: 1,
             id,
+            in_flight: 0,
+            draining: false,
         });
         self.stats.qpairs.store(self.qpairs.len() as u64, Ordering::Relaxed);
     }
 
-    /// Queue pairs on this core.
+    /// Queue pairs on this core (draining ones included).
     pub fn num_qpairs(&self) -> usize {
         self.qpairs.len()
+    }
+
+    /// Commands of this core on AIO bdevs, submitted or about to be, not yet completed.
+    pub fn aio_in_flight(&self) -> usize {
+        self.aio.busy()
     }
 
     /// Step 1 of a turn: tears down every queue pair of a dead, reset or
@@ -394,6 +427,15 @@ impl<L: TargetListener + 'static> GatewayCore<L> {
         let mut torn = 0;
         let mut i = 0;
         while i < self.qpairs.len() {
+            if self.qpairs[i].draining {
+                if self.qpairs[i].in_flight == 0 {
+                    self.finish_teardown(i);
+                    torn += 1;
+                } else {
+                    i += 1;
+                }
+                continue;
+            }
             let reason = match &mut self.qpairs[i].role {
                 QpairRole::AwaitingConnect { since_ns } => {
                     let since = *since_ns.get_or_insert(now_ns);
@@ -405,8 +447,10 @@ impl<L: TargetListener + 'static> GatewayCore<L> {
             };
             match reason {
                 Some(r) => {
-                    self.teardown(i, r);
                     torn += 1;
+                    if !self.teardown(i, r) {
+                        i += 1;
+                    }
                 }
                 None => i += 1,
             }
@@ -414,10 +458,16 @@ impl<L: TargetListener + 'static> GatewayCore<L> {
         torn
     }
 
-    /// Removes queue pair `i` (swap-remove) and drops it, which closes its connection.
-    fn teardown(&mut self, i: usize, reason: Teardown) {
-        let mut e = self.qpairs.swap_remove(i);
-        self.stats.qpairs.store(self.qpairs.len() as u64, Ordering::Relaxed);
+    /// Tears queue pair `i` down: from now on nothing is read from it. If it
+    /// has no command on the bdev it is removed (swap-remove) and dropped,
+    /// which closes its connection, and true is returned; otherwise it is left
+    /// draining (see the module comment) and false is returned.
+    fn teardown(&mut self, i: usize, reason: Teardown) -> bool {
+        let e = &mut self.qpairs[i];
+        if e.draining {
+            return false;
+        }
+        e.draining = true;
         let sqhd = e.sqhd;
         match &mut e.role {
             QpairRole::AwaitingConnect { .. } => {}
@@ -448,10 +498,72 @@ impl<L: TargetListener + 'static> GatewayCore<L> {
                         ));
                     }
                 }
-                io.ctrl.release_io_qid(io.qid, io.epoch);
             }
         }
+        if e.in_flight == 0 {
+            self.finish_teardown(i);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Removes a torn-down queue pair with nothing in flight and drops it (closing its connection).
+    fn finish_teardown(&mut self, i: usize) {
+        let e = self.qpairs.swap_remove(i);
+        debug_assert!(e.draining && e.in_flight == 0);
+        self.stats.qpairs.store(self.qpairs.len() as u64, Ordering::Relaxed);
+        if let QpairRole::Io(io) = &e.role {
+            io.ctrl.release_io_qid(io.qid, io.epoch);
+        }
         drop(e);
+    }
+
+    /// Completes the AIOs that finished (on their queue pairs, all on this core).
+    fn complete_aio(&mut self) -> usize {
+        let qpairs = &mut self.qpairs;
+        self.aio.reap(|done| {
+            if let Some(e) = qpairs.iter_mut().find(|e| e.id == done.tag.qpair_id) {
+                e.in_flight = e.in_flight.saturating_sub(1);
+                let sqid = match &e.role {
+                    QpairRole::Io(io) => io.qid,
+                    _ => 0,
+                };
+                let mut data_len = 0;
+                if let Some(data) = done.read_data {
+                    let buf = e.qpair.data_mut(done.tag.slot);
+                    let n = buf.len().min(data.len());
+                    buf[..n].copy_from_slice(&data[..n]);
+                    data_len = n as u32;
+                }
+                let cqe =
+                    Cqe { sqhd: e.sqhd, sqid, cid: done.tag.cid, status: done.status.to_field(), ..Cqe::default() };
+                e.qpair.complete(done.tag.slot, &cqe, data_len);
+            }
+        })
+    }
+
+    /// Submits the AIOs prepared this turn; completes at once those the kernel refused.
+    fn submit_aio(&mut self) {
+        let qpairs = &mut self.qpairs;
+        let mut refused = false;
+        self.aio.submit(|tag, status| {
+            if let Some(e) = qpairs.iter_mut().find(|e| e.id == tag.qpair_id) {
+                e.in_flight = e.in_flight.saturating_sub(1);
+                let sqid = match &e.role {
+                    QpairRole::Io(io) => io.qid,
+                    _ => 0,
+                };
+                let cqe = Cqe { sqhd: e.sqhd, sqid, cid: tag.cid, status: status.to_field(), ..Cqe::default() };
+                e.qpair.complete(tag.slot, &cqe, 0);
+                refused = true;
+            }
+        });
+        if refused {
+            for e in &mut self.qpairs {
+                let _ = e.qpair.flush();
+            }
+        }
     }
 
     /// Step 2: accepts pending connections and hands them out round-robin.
@@ -506,7 +618,9 @@ impl<L: TargetListener + 'static> GatewayCore<L> {
                     i += 1;
                 }
                 Err(reason) => {
-                    self.teardown(i, reason);
+                    if !self.teardown(i, reason) {
+                        i += 1;
+                    }
                     work += 1;
                 }
             }
@@ -516,7 +630,13 @@ impl<L: TargetListener + 'static> GatewayCore<L> {
 
     fn service(&mut self, i: usize, now_ns: u64) -> Result<usize, Teardown> {
         let ctx = &*self.ctx;
+        let aio = &mut self.aio;
         let e = &mut self.qpairs[i];
+        if e.draining {
+            // Never read again; only send the CQEs of AIOs that completed (if the connection still works).
+            let _ = e.qpair.flush();
+            return Ok(0);
+        }
         let mut work = e.qpair.poll(now_ns).map_err(Teardown::Transport)?;
         if let QpairRole::Io(io) = &mut e.role {
             // One atomic load per turn; the lock is taken only when the table changed.
@@ -526,6 +646,10 @@ impl<L: TargetListener + 'static> GatewayCore<L> {
         }
         let mut close_after = None;
         for _ in 0..COMMANDS_PER_TURN {
+            if !aio.has_free_slot() {
+                // Every AIO slot of this core is busy: leave commands queued until some complete.
+                break;
+            }
             let Some(cmd) = e.qpair.next_command() else {
                 break;
             };
@@ -548,15 +672,24 @@ impl<L: TargetListener + 'static> GatewayCore<L> {
                         }
                         continue;
                     }
-                    let r = io_cmd::execute(&io.ns, e.origin.opts.max_io_size, &mut e.qpair, &cmd);
-                    match r.borrowed {
-                        Some(data) => {
+                    match io_cmd::execute(&io.ns, &io.ctrl.ana, e.origin.opts.max_io_size, &mut e.qpair, &cmd) {
+                        io_cmd::IoResult::Borrowed(data) => {
                             let cqe = Cqe { sqhd: e.sqhd, sqid: io.qid, cid: cmd.sqe.cid, ..Cqe::default() };
                             // SAFETY: BorrowedData from Bdev::borrow_for_read points into the bdev's memory, which
                             // its owner (an Arc of the bdev) keeps alive as long as the transport holds it.
                             unsafe { e.qpair.complete_borrowed(cmd.slot, &cqe, data) };
                         }
-                        None => complete(&mut e.qpair, &cmd, io.qid, e.sqhd, r.status, 0, 0, r.data_len),
+                        io_cmd::IoResult::Done { status, data_len } => {
+                            complete(&mut e.qpair, &cmd, io.qid, e.sqhd, status, 0, 0, data_len)
+                        }
+                        io_cmd::IoResult::Aio(req) => {
+                            let tag = AioTag { qpair_id: e.id, slot: cmd.slot, cid: cmd.sqe.cid };
+                            let data: &[u8] = if req.op == AioOp::Write { e.qpair.data_mut(cmd.slot) } else { &[] };
+                            match aio.prepare(req, tag, data) {
+                                Ok(()) => e.in_flight += 1,
+                                Err(status) => complete(&mut e.qpair, &cmd, io.qid, e.sqhd, status, 0, 0, 0),
+                            }
+                        }
                     }
                 }
                 QpairRole::Admin(a) => {
@@ -703,7 +836,12 @@ impl<L: TargetListener + 'static> Poller for GatewayCore<L> {
         // Order matters: liveness before any socket read (module comment).
         let mut work = self.reap(now_ns);
         work += self.accept(rctx);
+        // AIO completions are queued on their queue pairs here and sent by the flush in poll_qpairs.
+        work += self.complete_aio();
         work += self.poll_qpairs(now_ns);
+        if self.aio.busy() != 0 {
+            self.submit_aio();
+        }
         if self.index == 0 {
             work += self.watch_config(now_ns);
         }

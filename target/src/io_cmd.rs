@@ -2,14 +2,19 @@
 //! Management against the namespace's bdev.
 //!
 //! This is the per-IO path: it reads the queue's namespace snapshot and the
-//! transport's buffer, calls the bdev, and returns a status. It allocates
-//! nothing and takes no lock.
+//! transport's buffer, checks the namespace's ANA group is accessible through
+//! this controller's listener (one Relaxed load), calls the bdev, and returns
+//! a status, or, for an AIO bdev, the request for the core to submit (it
+//! completes later). It allocates nothing and takes no lock.
 
 use engine::{BorrowedData, TargetCommand, TargetQpair};
+use protocol::log::AnaState;
 use protocol::opcode::io;
-use protocol::status::generic;
+use protocol::status::{generic, path};
 use protocol::{SglDescriptor, Status};
 
+use crate::aio::{AioOp, AioRequest};
+use crate::ana::AnaStates;
 use crate::controller::{NamespaceEntry, NamespaceTable};
 use crate::error::BdevError;
 
@@ -20,23 +25,48 @@ const DSM_ATTR_DEALLOCATE: u32 = 1 << 2;
 /// Generic status Transient Transport Error (NVMe Base 2.0c Figure 101).
 const TRANSIENT_TRANSPORT_ERROR: u8 = 0x22;
 
-/// The result of an IO command: its status and the bytes of data to send back.
+/// The result of an IO command.
 #[derive(Debug)]
-pub(crate) struct IoResult {
-    pub(crate) status: Status,
-    pub(crate) data_len: u32,
-    /// Read data to send from where it lives instead of the command's buffer.
-    pub(crate) borrowed: Option<BorrowedData>,
+pub(crate) enum IoResult {
+    /// Done: its status and the bytes of data (in the command's buffer) to send back.
+    Done { status: Status, data_len: u32 },
+    /// A successful read whose data is sent from where it lives.
+    Borrowed(BorrowedData),
+    /// For the core's AIO context: completes later.
+    Aio(AioRequest),
 }
 
 impl IoResult {
     #[inline]
     fn err(status: Status) -> Self {
-        IoResult { status, data_len: 0, borrowed: None }
+        IoResult::Done { status, data_len: 0 }
     }
     #[inline]
     fn ok(data_len: u32) -> Self {
-        IoResult { status: Status::SUCCESS, data_len, borrowed: None }
+        IoResult::Done { status: Status::SUCCESS, data_len }
+    }
+}
+
+/// The path status for a group in a state that executes no IO (NVMe Base 2.0c §8.20.3).
+#[cold]
+fn ana_refused(state: AnaState) -> IoResult {
+    let sc = match state {
+        AnaState::PersistentLoss => path::ANA_PERSISTENT_LOSS,
+        AnaState::Change => path::ANA_TRANSITION,
+        _ => path::ANA_INACCESSIBLE,
+    };
+    IoResult::err(Status::path(sc))
+}
+
+/// The namespace `nsid`, if active and accessible through this listener.
+#[inline]
+fn namespace<'t>(table: &'t NamespaceTable, ana: &AnaStates, nsid: u32) -> Result<&'t NamespaceEntry, IoResult> {
+    let Some(ns) = table.get(nsid) else {
+        return Err(invalid_namespace());
+    };
+    match ana.accessible(ns.anagrpid) {
+        Ok(()) => Ok(ns),
+        Err(state) => Err(ana_refused(state)),
     }
 }
 
@@ -54,6 +84,7 @@ fn lba_out_of_range() -> IoResult {
 fn bdev_status(e: BdevError) -> Status {
     match e {
         BdevError::OutOfRange { .. } => Status::generic(generic::LBA_OUT_OF_RANGE).with_dnr(),
+        BdevError::Io(_) => Status::generic(generic::INTERNAL_ERROR),
     }
 }
 
@@ -67,24 +98,29 @@ fn in_range(ns: &NamespaceEntry, slba: u64, nlb: u64) -> bool {
 #[inline]
 pub(crate) fn execute<Q: TargetQpair>(
     table: &NamespaceTable,
+    ana: &AnaStates,
     max_io_bytes: u32,
     q: &mut Q,
     cmd: &TargetCommand,
 ) -> IoResult {
     let sqe = &cmd.sqe;
     match sqe.opc {
-        io::READ | io::WRITE => read_write(table, max_io_bytes, q, cmd),
-        io::FLUSH => match table.get(sqe.nsid) {
-            Some(ns) => match ns.bdev.flush() {
-                Ok(()) => IoResult::ok(0),
-                Err(e) => IoResult::err(bdev_status(e)),
+        io::READ | io::WRITE => read_write(table, ana, max_io_bytes, q, cmd),
+        // Broadcast flush is not supported (Identify VWC bits 2:1 = 10b): an unknown NSID is invalid.
+        io::FLUSH => match namespace(table, ana, sqe.nsid) {
+            Ok(ns) => match ns.bdev.aio_fd() {
+                Some(fd) => IoResult::Aio(AioRequest { fd, op: AioOp::Flush, offset_bytes: 0, len_bytes: 0 }),
+                None => match ns.bdev.flush() {
+                    Ok(()) => IoResult::ok(0),
+                    Err(e) => IoResult::err(bdev_status(e)),
+                },
             },
-            // Broadcast flush is not supported (Identify VWC bits 2:1 = 10b).
-            None => invalid_namespace(),
+            Err(r) => r,
         },
         io::WRITE_ZEROES => {
-            let Some(ns) = table.get(sqe.nsid) else {
-                return invalid_namespace();
+            let ns = match namespace(table, ana, sqe.nsid) {
+                Ok(ns) => ns,
+                Err(r) => return r,
             };
             let (slba, nlb) = (sqe.slba(), u64::from(sqe.nlb()));
             if !in_range(ns, slba, nlb) {
@@ -96,16 +132,23 @@ pub(crate) fn execute<Q: TargetQpair>(
                 Err(e) => IoResult::err(bdev_status(e)),
             }
         }
-        io::DATASET_MANAGEMENT => dataset_management(table, q, cmd),
+        io::DATASET_MANAGEMENT => dataset_management(table, ana, q, cmd),
         _ => IoResult::err(Status::generic(generic::INVALID_OPCODE).with_dnr()),
     }
 }
 
 #[inline]
-fn read_write<Q: TargetQpair>(table: &NamespaceTable, max_io_bytes: u32, q: &mut Q, cmd: &TargetCommand) -> IoResult {
+fn read_write<Q: TargetQpair>(
+    table: &NamespaceTable,
+    ana: &AnaStates,
+    max_io_bytes: u32,
+    q: &mut Q,
+    cmd: &TargetCommand,
+) -> IoResult {
     let sqe = &cmd.sqe;
-    let Some(ns) = table.get(sqe.nsid) else {
-        return invalid_namespace();
+    let ns = match namespace(table, ana, sqe.nsid) {
+        Ok(ns) => ns,
+        Err(r) => return r,
     };
     let (slba, nlb) = (sqe.slba(), sqe.nlb());
     // At most 65536 blocks of at most a few MiB: fits in u64 without overflow.
@@ -134,8 +177,12 @@ fn read_write<Q: TargetQpair>(table: &NamespaceTable, max_io_bytes: u32, q: &mut
     if sqe.opc == io::READ {
         // Zero-copy where the bdev allows it: the transport sends from the bdev's memory.
         if let Some(borrowed) = ns.bdev.borrow_for_read(offset_bytes, len_bytes as u32) {
-            return IoResult { status: Status::SUCCESS, data_len: len_bytes as u32, borrowed: Some(borrowed) };
+            return IoResult::Borrowed(borrowed);
         }
+    }
+    if let Some(fd) = ns.bdev.aio_fd() {
+        let op = if sqe.opc == io::READ { AioOp::Read } else { AioOp::Write };
+        return IoResult::Aio(AioRequest { fd, op, offset_bytes, len_bytes: len_bytes as u32 });
     }
     let result = if sqe.opc == io::READ { ns.bdev.read(offset_bytes, buf) } else { ns.bdev.write(offset_bytes, buf) };
     match result {
@@ -148,10 +195,16 @@ fn read_write<Q: TargetQpair>(table: &NamespaceTable, max_io_bytes: u32, q: &mut
 /// Dataset Management: with the Deallocate attribute, every range is
 /// checked first and then unmapped, so a bad range leaves nothing changed.
 /// Without it the command is a hint and succeeds doing nothing.
-fn dataset_management<Q: TargetQpair>(table: &NamespaceTable, q: &mut Q, cmd: &TargetCommand) -> IoResult {
+fn dataset_management<Q: TargetQpair>(
+    table: &NamespaceTable,
+    ana: &AnaStates,
+    q: &mut Q,
+    cmd: &TargetCommand,
+) -> IoResult {
     let sqe = &cmd.sqe;
-    let Some(ns) = table.get(sqe.nsid) else {
-        return invalid_namespace();
+    let ns = match namespace(table, ana, sqe.nsid) {
+        Ok(ns) => ns,
+        Err(r) => return r,
     };
     let nr = (sqe.cdw10 & 0xFF) as usize + 1;
     let need = nr * DSM_RANGE_BYTES;

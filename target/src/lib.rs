@@ -12,6 +12,8 @@ pub mod config;
 pub mod error;
 
 mod admin_cmd;
+mod aio;
+pub mod ana;
 pub mod controller;
 pub mod discovery;
 pub mod gateway;
