@@ -91,13 +91,15 @@ impl MpBdev {
         self.paths.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    pub(crate) fn add_path(&self, p: PathRef) {
+    /// Adds a path (the control plane checks identity first).
+    pub fn add_path(&self, p: PathRef) {
         let mut paths = self.paths.lock().unwrap_or_else(|p| p.into_inner());
         paths.push(p);
         self.version.fetch_add(1, Ordering::AcqRel);
     }
 
-    pub(crate) fn remove_path(&self, ctrlr: u16) {
+    /// Removes the path through engine controller `ctrlr`.
+    pub fn remove_path(&self, ctrlr: u16) {
         let mut paths = self.paths.lock().unwrap_or_else(|p| p.into_inner());
         paths.retain(|p| p.ns.ctrlr != ctrlr);
         self.version.fetch_add(1, Ordering::AcqRel);
