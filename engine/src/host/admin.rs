@@ -58,6 +58,8 @@ pub(crate) enum AdminState {
     IdentifyingNamespace { index: usize },
     /// Identify Namespace Identification Descriptors in flight for `active_nsids[index]`.
     ReadingNsDescriptors { index: usize },
+    /// Set Features Asynchronous Event Configuration in flight (ANA change notices on).
+    ConfiguringAsyncEvents,
     /// Get Log Page ANA in flight (controllers that report ANA).
     ReadingAnaLog,
     /// Up: IO queues may connect.
@@ -353,6 +355,10 @@ impl<Q: HostQpair> AdminQueue<Q> {
                 }
                 self.identify_next_namespace(index + 1)
             }
+            (S::ConfiguringAsyncEvents, Ev::Done) => {
+                self.state = S::ReadingAnaLog;
+                Next::Send(Self::ana_log_sqe(), DataPhase::FromController(4096))
+            }
             (S::ReadingAnaLog, Ev::Done) => match self.parse_ana_log() {
                 Ok(()) => Next::Ready,
                 Err(why) => Next::Fail(why),
@@ -370,8 +376,10 @@ impl<Q: HostQpair> AdminQueue<Q> {
                 Next::Send(identify::sqe(identify::CNS_NAMESPACE, nsid), DataPhase::FromController(4096))
             }
             None if self.controller.ana_reporting => {
-                self.state = AdminState::ReadingAnaLog;
-                Next::Send(Self::ana_log_sqe(), DataPhase::FromController(4096))
+                // A controller sends ANA change notices only when asked (NVMe Base 2.0c §5.27.1.7, bit 11).
+                self.state = AdminState::ConfiguringAsyncEvents;
+                let sqe = Sqe { opc: opcode::admin::SET_FEATURES, cdw10: 0x0B, cdw11: 1 << 11, ..Sqe::default() };
+                Next::Send(sqe, DataPhase::None)
             }
             None => Next::Ready,
         }
