@@ -85,7 +85,7 @@ impl World {
         self.host.poller().start_io(&req, 1, &data, now).unwrap();
         self.run_until(10_000, |w| w.host.poller().io_outcome(0)).unwrap();
         milestones.push(("io queue ready", self.turns));
-        let controller = engine::Controller { index: 0, trid, data };
+        let controller = engine::Controller { index: 0, trid, data, shared: Default::default() };
         controller.namespace(1).expect("namespace 1 is active")
     }
 
