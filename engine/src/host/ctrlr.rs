@@ -122,6 +122,9 @@ pub enum PathEventKind {
     },
 }
 
+/// Where the first bring-up's result goes.
+pub type BringupReply = Sender<Result<ControllerData, String>>;
+
 /// Reconnect policy (SPDK's `-l`, `-o`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReconnectPolicy {
@@ -342,6 +345,7 @@ pub(crate) struct Supervisor<Q: crate::transport::HostQpair> {
 
 impl<Q: crate::transport::HostQpair> Supervisor<Q> {
     /// Starts the first bring-up.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn start<T: HostTransport<Qpair = Q>>(
         transport: &mut T,
         shared: std::sync::Arc<CtrlrShared>,

@@ -435,7 +435,7 @@ impl<T: HostTransport> HostCore<T> {
         &mut self,
         req: &AttachRequest<'_>,
         shared: &Arc<CtrlrShared>,
-        supervise: Option<(u16, Option<Sender<Result<ControllerData, String>>>)>,
+        supervise: Option<(u16, Option<ctrlr::BringupReply>)>,
         now_ns: u64,
     ) -> Result<(), String> {
         let AttachRequest { index, trid, opts, host } = *req;
