@@ -201,6 +201,9 @@ enum Command {
     /// Print the configuration as replayable JSON (load it with corepath-tgt -c).
     #[command(name = "save_config")]
     SaveConfig,
+    /// The host's bdev_nvme_* methods (corepath-bench --rpc-socket serves them).
+    #[command(flatten)]
+    Host(corepath_rpc::HostCommand),
     /// Call any method with optional JSON parameters.
     #[command(name = "call")]
     Call {
@@ -393,6 +396,11 @@ fn request(command: Command) -> anyhow::Result<(String, Value, Output)> {
         Command::RpcGetMethods => ("rpc_get_methods", json!({}), Output::Dict),
         Command::SpdkGetVersion => ("spdk_get_version", json!({}), Output::Dict),
         Command::SaveConfig => ("save_config", json!({}), Output::Dict),
+        Command::Host(command) => {
+            let r = command.into_request();
+            let output = if r.prints_result { Output::Dict } else { Output::Nothing };
+            return Ok((r.method.to_string(), r.params, output));
+        }
         Command::Call { method, params } => {
             let params = match params {
                 Some(text) => serde_json::from_str(&text).with_context(|| format!("params '{text}' are not JSON"))?,

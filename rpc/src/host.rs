@@ -1,0 +1,1007 @@
+//! The host's RPC methods: SPDK's `bdev_nvme_*` and the multipath
+//! `bdev_get_bdevs`, over a [`MultipathHost`], with SPDK's parameter names,
+//! validation and result shapes; and the `corepath-rpc` subcommands that
+//! build their parameters from SPDK's `rpc.py` flags ([`HostCommand`]).
+//!
+//! Nothing here holds state of its own: every call goes to the multipath
+//! host, which refuses a bad change without changing anything.
+
+use std::sync::Arc;
+
+use engine::host::ctrlr::ReconnectPolicy;
+use engine::transport::HostTransport;
+use engine::{format_uuid, AdrFam, ControllerOptions, TrType, TransportId};
+use multipath::{
+    AttachParams, ControllerInfo, IoPathInfo, MultipathError, MultipathHost, MultipathMode, PathFilter, PathInfo,
+    Policy, Selector,
+};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use crate::error::RpcError;
+use crate::params::parse_params;
+use crate::router::RpcHandler;
+
+/// Methods [`HostRpc`] answers.
+pub const HOST_METHODS: [&str; 8] = [
+    "bdev_nvme_attach_controller",
+    "bdev_nvme_detach_controller",
+    "bdev_nvme_get_controllers",
+    "bdev_nvme_get_io_paths",
+    "bdev_nvme_set_multipath_policy",
+    "bdev_nvme_set_preferred_path",
+    "bdev_nvme_reset_controller",
+    "bdev_get_bdevs",
+];
+
+/// `-ENODEV`, SPDK's answer for an unknown controller or bdev.
+const ENODEV: i32 = -19;
+/// `-EEXIST`: the controller name is taken.
+const EEXIST: i32 = -17;
+/// `-EALREADY`: that path is already attached.
+const EALREADY: i32 = -114;
+/// `-EINVAL`: the new path is not the same subsystem or namespace.
+const EINVAL: i32 = -22;
+/// `-EIO`: the controller could not be connected.
+const EIO: i32 = -5;
+
+/// The host's RPC methods over one [`MultipathHost`].
+pub struct HostRpc<T: HostTransport + 'static> {
+    host: Arc<MultipathHost<T>>,
+    /// Options an attach starts from (queue depth, connect timeout); the
+    /// call's parameters override keep-alive, digests and reconnect.
+    defaults: ControllerOptions,
+}
+
+impl<T: HostTransport + 'static> HostRpc<T> {
+    /// Methods over `host`, attaching with the engine's default controller options.
+    pub fn new(host: Arc<MultipathHost<T>>) -> Self {
+        HostRpc { host, defaults: ControllerOptions::default() }
+    }
+
+    /// Methods over `host`, attaching with `defaults` where a call says nothing.
+    pub fn with_defaults(host: Arc<MultipathHost<T>>, defaults: ControllerOptions) -> Self {
+        HostRpc { host, defaults }
+    }
+
+    /// The multipath host.
+    pub fn host(&self) -> &Arc<MultipathHost<T>> {
+        &self.host
+    }
+}
+
+impl<T: HostTransport + 'static> RpcHandler for HostRpc<T>
+where
+    MultipathHost<T>: Send + Sync,
+{
+    fn call(&self, method: &str, params: Option<&Value>) -> Result<Value, RpcError> {
+        match method {
+            "bdev_nvme_attach_controller" => {
+                let p = attach_params(parse_params(params)?, &self.defaults, self.host.engine().hostnqn())?;
+                let names = self.host.attach(&p).map_err(mp_error)?;
+                Ok(json!(names))
+            }
+            "bdev_nvme_detach_controller" => {
+                let p: DetachController = parse_params(params)?;
+                let filter = p.filter()?;
+                self.host.detach(&p.name, &filter).map_err(mp_error)?;
+                Ok(json!(true))
+            }
+            "bdev_nvme_get_controllers" => {
+                let p: ByOptionalName = parse_params(params)?;
+                let ctrlrs = self.host.controllers(p.name.as_deref()).map_err(mp_error)?;
+                Ok(controllers_json(&ctrlrs))
+            }
+            "bdev_nvme_get_io_paths" => {
+                let p: ByOptionalName = parse_params(params)?;
+                let groups = self.host.io_paths(p.name.as_deref()).map_err(mp_error)?;
+                Ok(io_paths_json(&groups))
+            }
+            "bdev_nvme_set_multipath_policy" => {
+                let p: SetPolicy = parse_params(params)?;
+                let (policy, selector, rr_min_io) = p.parse()?;
+                self.host.set_multipath_policy(&p.name, policy, selector, rr_min_io).map_err(mp_error)?;
+                Ok(json!(true))
+            }
+            "bdev_nvme_set_preferred_path" => {
+                let p: SetPreferredPath = parse_params(params)?;
+                self.host.set_preferred_path(&p.name, p.cntlid).map_err(mp_error)?;
+                Ok(json!(true))
+            }
+            "bdev_nvme_reset_controller" => {
+                let p: ResetController = parse_params(params)?;
+                self.host.reset_controller(&p.name, p.cntlid).map_err(mp_error)?;
+                Ok(json!(true))
+            }
+            "bdev_get_bdevs" => {
+                let p: GetBdevs = parse_params(params)?;
+                self.get_bdevs(p.name.as_deref())
+            }
+            _ => Err(RpcError::method_not_found(method)),
+        }
+    }
+
+    fn methods(&self) -> Vec<&'static str> {
+        HOST_METHODS.to_vec()
+    }
+}
+
+impl<T: HostTransport + 'static> HostRpc<T> {
+    fn get_bdevs(&self, name: Option<&str>) -> Result<Value, RpcError> {
+        let bdevs = self.host.bdevs();
+        let mut out = Vec::new();
+        for (b, paths) in &bdevs {
+            // SPDK finds a bdev by name or by alias (its UUID).
+            let uuid = b.uuid.map(|u| format_uuid(&u));
+            if name.is_some_and(|n| n != b.name() && uuid.as_deref() != Some(n)) {
+                continue;
+            }
+            out.push(bdev_json(b, paths, uuid));
+        }
+        if let (Some(n), true) = (name, out.is_empty()) {
+            return Err(RpcError::new(ENODEV, format!("bdev {n} not found: No such device")));
+        }
+        Ok(Value::Array(out))
+    }
+}
+
+/// A multipath refusal as a JSON-RPC error: SPDK's negative errno where SPDK
+/// answers with one, -32602 for a bad parameter value.
+pub fn mp_error(e: MultipathError) -> RpcError {
+    let code = match &e {
+        MultipathError::NameTaken(_) => EEXIST,
+        MultipathError::PathExists(_) => EALREADY,
+        MultipathError::NoSuchController(_) | MultipathError::NoSuchBdev(_) | MultipathError::NoSuchPath { .. } => {
+            ENODEV
+        }
+        MultipathError::SubsystemMismatch { .. }
+        | MultipathError::NamespaceMismatch { .. }
+        | MultipathError::DuplicateCntlid { .. }
+        | MultipathError::TooManyPaths(_) => EINVAL,
+        MultipathError::InvalidParameter(m) => return RpcError::invalid_params(m),
+        MultipathError::Engine(_) => EIO,
+    };
+    RpcError::new(code, e.to_string())
+}
+
+// ------------------------------------------------------------ parameters
+
+/// `bdev_nvme_attach_controller`'s params, SPDK's JSON names.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttachController {
+    /// Controller name (`-b`).
+    pub name: String,
+    /// `-t`: tcp, rdma (any case).
+    pub trtype: String,
+    /// `-a`.
+    pub traddr: String,
+    /// `-f`: ipv4, ipv6 (any case); IPv4 when absent.
+    pub adrfam: Option<String>,
+    /// `-s`; 4420 when absent.
+    pub trsvcid: Option<String>,
+    /// `-n`.
+    pub subnqn: Option<String>,
+    /// `-q`: must be the engine's host NQN (one per engine here).
+    pub hostnqn: Option<String>,
+    /// `-x`: disable, multipath, failover.
+    pub multipath: Option<String>,
+    /// `-l`: -1 = reconnect forever, 0 = never reconnect.
+    pub ctrlr_loss_timeout_sec: Option<i64>,
+    /// `-o`.
+    pub reconnect_delay_sec: Option<u64>,
+    /// `-u`: 0 = hold IO until a path returns or the controller is lost.
+    pub fast_io_fail_timeout_sec: Option<u64>,
+    /// `-k`.
+    pub keep_alive_timeout_ms: Option<u32>,
+    /// `--hdgst`.
+    pub hdgst: Option<bool>,
+    /// `--ddgst`.
+    pub ddgst: Option<bool>,
+    /// SPDK's protection-information checks: only off is supported.
+    pub prchk_reftag: Option<bool>,
+    /// As `prchk_reftag`.
+    pub prchk_guard: Option<bool>,
+}
+
+/// Checks an attach as SPDK does and turns it into the multipath host's parameters.
+pub fn attach_params(
+    p: AttachController,
+    defaults: &ControllerOptions,
+    engine_hostnqn: &str,
+) -> Result<AttachParams, RpcError> {
+    let bad = |m: String| RpcError::invalid_params(m);
+    let trtype: TrType = p.trtype.parse().map_err(|_| bad(format!("unknown trtype '{}'", p.trtype)))?;
+    let adrfam: AdrFam = match &p.adrfam {
+        Some(a) => a.parse().map_err(|_| bad(format!("unknown adrfam '{a}'")))?,
+        None => AdrFam::Ipv4,
+    };
+    let subnqn = p.subnqn.clone().ok_or_else(|| bad("subnqn is required".into()))?;
+    if let Some(q) = &p.hostnqn {
+        if q != engine_hostnqn {
+            return Err(bad(format!(
+                "hostnqn '{q}' differs from this host's '{engine_hostnqn}' (one host NQN per host)"
+            )));
+        }
+    }
+    if p.prchk_reftag == Some(true) || p.prchk_guard == Some(true) {
+        return Err(bad("protection information checks (prchk_reftag/prchk_guard) are not supported".into()));
+    }
+    let mode =
+        match p.multipath.as_deref() {
+            None => None,
+            Some(m) => Some(MultipathMode::parse(m).ok_or_else(|| {
+                bad(format!("unknown multipath mode '{m}' (expected disable, multipath or failover)"))
+            })?),
+        };
+    let loss = p.ctrlr_loss_timeout_sec.unwrap_or(0);
+    let delay = p.reconnect_delay_sec.unwrap_or(0);
+    let fast_fail = p.fast_io_fail_timeout_sec.unwrap_or(0);
+    check_resiliency(loss, delay, fast_fail)?;
+    let mut opts = defaults.clone();
+    if let Some(kato) = p.keep_alive_timeout_ms {
+        opts.keep_alive_timeout_ms = kato;
+    }
+    opts.header_digest = p.hdgst.unwrap_or(false);
+    opts.data_digest = p.ddgst.unwrap_or(false);
+    opts.reconnect = ReconnectPolicy {
+        reconnect_delay_ms: delay.saturating_mul(1000),
+        ctrlr_loss_timeout_ms: if loss == -1 { None } else { Some((loss as u64).saturating_mul(1000)) },
+    };
+    let trid = TransportId {
+        trtype,
+        adrfam,
+        traddr: p.traddr.clone(),
+        trsvcid: p.trsvcid.clone().unwrap_or_else(|| "4420".into()),
+        subnqn,
+    };
+    Ok(AttachParams {
+        name: p.name,
+        trid,
+        mode,
+        opts,
+        fast_io_fail_timeout_ms: (fast_fail != 0).then(|| fast_fail.saturating_mul(1000)),
+    })
+}
+
+/// SPDK's rules for `-l`, `-o` and `-u` (bdev_nvme's resiliency checks).
+pub fn check_resiliency(
+    ctrlr_loss_timeout_sec: i64,
+    reconnect_delay_sec: u64,
+    fast_io_fail_timeout_sec: u64,
+) -> Result<(), RpcError> {
+    let bad = |m: String| Err(RpcError::invalid_params(m));
+    let (loss, delay, fast) = (ctrlr_loss_timeout_sec, reconnect_delay_sec, fast_io_fail_timeout_sec);
+    if loss < -1 {
+        return bad(format!("ctrlr_loss_timeout_sec {loss} must be -1 (forever), 0 or positive"));
+    }
+    if loss == 0 {
+        if delay != 0 || fast != 0 {
+            return bad(
+                "reconnect_delay_sec and fast_io_fail_timeout_sec must be 0 when ctrlr_loss_timeout_sec is 0".into()
+            );
+        }
+        return Ok(());
+    }
+    if delay == 0 {
+        return bad(format!("reconnect_delay_sec must be non-zero when ctrlr_loss_timeout_sec is {loss}"));
+    }
+    if loss > 0 && delay > loss as u64 {
+        return bad(format!("reconnect_delay_sec {delay} must not exceed ctrlr_loss_timeout_sec {loss}"));
+    }
+    if fast != 0 {
+        if loss > 0 && fast > loss as u64 {
+            return bad(format!("fast_io_fail_timeout_sec {fast} must not exceed ctrlr_loss_timeout_sec {loss}"));
+        }
+        if fast < delay {
+            return bad(format!("fast_io_fail_timeout_sec {fast} must not be below reconnect_delay_sec {delay}"));
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DetachController {
+    name: String,
+    trtype: Option<String>,
+    traddr: Option<String>,
+    adrfam: Option<String>,
+    trsvcid: Option<String>,
+    subnqn: Option<String>,
+    hostaddr: Option<String>,
+    hostsvcid: Option<String>,
+}
+
+impl DetachController {
+    fn filter(&self) -> Result<PathFilter, RpcError> {
+        // Every path here is of one transport and family; still refuse nonsense.
+        if let Some(t) = &self.trtype {
+            t.parse::<TrType>().map_err(|_| RpcError::invalid_params(format!("unknown trtype '{t}'")))?;
+        }
+        if let Some(a) = &self.adrfam {
+            a.parse::<AdrFam>().map_err(|_| RpcError::invalid_params(format!("unknown adrfam '{a}'")))?;
+        }
+        if self.hostaddr.is_some() || self.hostsvcid.is_some() {
+            return Err(RpcError::invalid_params("hostaddr/hostsvcid are not supported (no source address binding)"));
+        }
+        Ok(PathFilter { traddr: self.traddr.clone(), trsvcid: self.trsvcid.clone(), subnqn: self.subnqn.clone() })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ByOptionalName {
+    name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GetBdevs {
+    name: Option<String>,
+    /// Ours appear synchronously: nothing to wait for.
+    #[allow(dead_code)]
+    timeout: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetPolicy {
+    name: String,
+    policy: String,
+    selector: Option<String>,
+    rr_min_io: Option<i64>,
+}
+
+impl SetPolicy {
+    fn parse(&self) -> Result<(Policy, Option<Selector>, Option<u32>), RpcError> {
+        let policy = Policy::parse(&self.policy).ok_or_else(|| {
+            RpcError::invalid_params(format!(
+                "unknown policy '{}' (expected active_passive or active_active)",
+                self.policy
+            ))
+        })?;
+        let selector = match &self.selector {
+            None => None,
+            Some(s) => Some(Selector::parse(s).ok_or_else(|| {
+                RpcError::invalid_params(format!("unknown selector '{s}' (expected round_robin or queue_depth)"))
+            })?),
+        };
+        // rpc.py sends -1 for "not given".
+        let rr_min_io = match self.rr_min_io {
+            None | Some(-1) => None,
+            Some(n) if n >= 1 && n <= i64::from(u32::MAX) => Some(n as u32),
+            Some(n) => return Err(RpcError::invalid_params(format!("rr_min_io {n} must be at least 1"))),
+        };
+        if policy == Policy::ActivePassive && (selector.is_some() || rr_min_io.is_some()) {
+            return Err(RpcError::invalid_params("selector and rr_min_io apply to active_active only"));
+        }
+        Ok((policy, selector, rr_min_io))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetPreferredPath {
+    name: String,
+    cntlid: u16,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResetController {
+    name: String,
+    cntlid: Option<u16>,
+}
+
+// ------------------------------------------------------------ result shapes
+
+fn trid_json(t: &TransportId) -> Value {
+    json!({
+        "trtype": t.trtype.as_str(),
+        "adrfam": t.adrfam.as_str(),
+        "traddr": t.traddr,
+        "trsvcid": t.trsvcid,
+        "subnqn": t.subnqn,
+    })
+}
+
+/// `bdev_nvme_get_controllers`'s result.
+pub fn controllers_json(ctrlrs: &[ControllerInfo]) -> Value {
+    Value::Array(
+        ctrlrs
+            .iter()
+            .map(|c| {
+                let paths: Vec<Value> = c
+                    .paths
+                    .iter()
+                    .map(|p| {
+                        json!({
+                            "state": p.state.spdk_name(),
+                            "trid": trid_json(&p.trid),
+                            "cntlid": p.cntlid,
+                            "host": {"nqn": p.hostnqn, "addr": "", "svcid": "", "no_shn_notification": false},
+                        })
+                    })
+                    .collect();
+                json!({"name": c.name, "ctrlrs": paths})
+            })
+            .collect(),
+    )
+}
+
+/// `bdev_nvme_get_io_paths`'s result: one poll group per reactor.
+pub fn io_paths_json(groups: &[Vec<IoPathInfo>]) -> Value {
+    let groups: Vec<Value> = groups
+        .iter()
+        .enumerate()
+        .map(|(reactor, paths)| {
+            let paths: Vec<Value> = paths
+                .iter()
+                .map(|p| {
+                    json!({
+                        "bdev_name": p.bdev_name,
+                        "cntlid": p.cntlid,
+                        "current": p.current,
+                        "connected": p.connected,
+                        "accessible": p.accessible,
+                        "transport": {
+                            "trtype": p.trid.trtype.as_str(),
+                            "traddr": p.trid.traddr,
+                            "trsvcid": p.trid.trsvcid,
+                            "adrfam": p.trid.adrfam.as_str(),
+                        },
+                    })
+                })
+                .collect();
+            json!({"thread": format!("reactor_{reactor}"), "io_paths": paths})
+        })
+        .collect();
+    json!({ "poll_groups": groups })
+}
+
+fn path_json(p: &PathInfo, nsid: u32) -> Value {
+    let d = &p.data;
+    let (major, minor) = ((d.version >> 16) & 0xffff, (d.version >> 8) & 0xff);
+    json!({
+        "trid": trid_json(&p.trid),
+        "ctrlr_data": {
+            "cntlid": p.cntlid,
+            // Identify's VID is not kept by the engine; 0 says "not known".
+            "vendor_id": "0x0000",
+            "model_number": d.model_number,
+            "serial_number": d.serial_number,
+            "firmware_revision": d.firmware_revision,
+            "subnqn": d.subnqn,
+            "oacs": {"security": 0, "format": 0, "firmware": 0, "ns_manage": 0},
+            // CMIC bit 1: two or more controllers may access the subsystem.
+            "multi_ctrlr": d.cmic & 0x2 != 0,
+            "ana_reporting": d.ana_reporting,
+        },
+        "vs": {"nvme_version": format!("{major}.{minor}")},
+        "ns_data": {"id": nsid, "can_share": true},
+    })
+}
+
+fn bdev_json(b: &multipath::MpBdev, paths: &[PathInfo], uuid: Option<String>) -> Value {
+    let mut driver = Map::new();
+    driver.insert("nvme".into(), Value::Array(paths.iter().map(|p| path_json(p, b.nsid)).collect()));
+    driver.insert("mp_policy".into(), json!(b.policy().name()));
+    if b.policy() == Policy::ActiveActive {
+        driver.insert("selector".into(), json!(b.selector().name()));
+        if b.selector() == Selector::RoundRobin {
+            driver.insert("rr_min_io".into(), json!(b.rr_min_io()));
+        }
+    }
+    let mut out = Map::new();
+    out.insert("name".into(), json!(b.name()));
+    out.insert("aliases".into(), json!(uuid.iter().collect::<Vec<_>>()));
+    out.insert("product_name".into(), json!("NVMe disk"));
+    out.insert("block_size".into(), json!(b.block_size));
+    out.insert("num_blocks".into(), json!(b.num_blocks));
+    for key in [
+        "preferred_write_alignment",
+        "preferred_write_granularity",
+        "preferred_unmap_alignment",
+        "preferred_unmap_granularity",
+    ] {
+        out.insert(key.into(), json!(1));
+    }
+    out.insert("optimal_write_size".into(), json!(1));
+    if let Some(u) = &uuid {
+        out.insert("uuid".into(), json!(u));
+    }
+    out.insert("numa_id".into(), json!(-1));
+    out.insert(
+        "assigned_rate_limits".into(),
+        json!({"rw_ios_per_sec": 0, "rw_mbytes_per_sec": 0, "r_mbytes_per_sec": 0, "w_mbytes_per_sec": 0}),
+    );
+    out.insert("claimed".into(), json!(false));
+    out.insert("zoned".into(), json!(false));
+    out.insert(
+        "supported_io_types".into(),
+        json!({
+            "read": true, "write": true, "unmap": true, "flush": true, "reset": true,
+            "nvme_admin": false, "nvme_io": false, "nvme_io_md": false, "write_zeroes": true,
+            "zcopy": false, "get_zone_info": false, "zone_management": false, "zone_append": false,
+            "compare": false, "compare_and_write": false, "abort": false, "seek_hole": false,
+            "seek_data": false, "copy": false, "nvme_iov_md": false, "nvme_nssr": false,
+            "write_uncorrectable": false,
+        }),
+    );
+    out.insert("memory_domains".into(), json!([]));
+    out.insert("driver_specific".into(), Value::Object(driver));
+    Value::Object(out)
+}
+
+// ------------------------------------------------------------ corepath-rpc
+
+/// `corepath-rpc`'s host subcommands, with `rpc.py`'s flags.
+#[derive(Debug, clap::Subcommand)]
+pub enum HostCommand {
+    /// Add an NVMe controller, or a path of one (-x multipath/failover).
+    #[command(name = "bdev_nvme_attach_controller")]
+    AttachController {
+        /// Name of the NVMe controller, prefix for each bdev name.
+        #[arg(short = 'b', long = "name")]
+        name: String,
+        /// NVMe-oF target trtype: e.g. tcp, rdma.
+        #[arg(short = 't', long = "trtype")]
+        trtype: String,
+        /// NVMe-oF target address: e.g. an IP address.
+        #[arg(short = 'a', long = "traddr")]
+        traddr: String,
+        /// NVMe-oF target adrfam: ipv4, ipv6.
+        #[arg(short = 'f', long = "adrfam")]
+        adrfam: Option<String>,
+        /// NVMe-oF target trsvcid: e.g. a port number.
+        #[arg(short = 's', long = "trsvcid")]
+        trsvcid: Option<String>,
+        /// NVMe-oF target subnqn.
+        #[arg(short = 'n', long = "subnqn")]
+        subnqn: Option<String>,
+        /// NVMe-oF host NQN.
+        #[arg(short = 'q', long = "hostnqn")]
+        hostnqn: Option<String>,
+        /// disable, multipath or failover.
+        #[arg(short = 'x', long = "multipath")]
+        multipath: Option<String>,
+        /// Seconds to keep reconnecting after a loss; -1 = forever, 0 = never.
+        #[arg(short = 'l', long = "ctrlr-loss-timeout-sec", allow_negative_numbers = true)]
+        ctrlr_loss_timeout_sec: Option<i64>,
+        /// Seconds between reconnect attempts.
+        #[arg(short = 'o', long = "reconnect-delay-sec")]
+        reconnect_delay_sec: Option<u64>,
+        /// Seconds without any path after which queued IOs fail.
+        #[arg(short = 'u', long = "fast-io-fail-timeout-sec")]
+        fast_io_fail_timeout_sec: Option<u64>,
+        /// Keep-alive timeout in ms.
+        #[arg(short = 'k', long = "keep-alive-timeout-ms")]
+        keep_alive_timeout_ms: Option<u32>,
+        /// Enable the TCP header digest.
+        #[arg(long = "hdgst")]
+        hdgst: bool,
+        /// Enable the TCP data digest.
+        #[arg(long = "ddgst")]
+        ddgst: bool,
+    },
+    /// Detach a controller, or those of its paths that match.
+    #[command(name = "bdev_nvme_detach_controller")]
+    DetachController {
+        /// Controller name.
+        name: String,
+        /// Path's trtype.
+        #[arg(short = 't', long = "trtype")]
+        trtype: Option<String>,
+        /// Path's address.
+        #[arg(short = 'a', long = "traddr")]
+        traddr: Option<String>,
+        /// Path's address family.
+        #[arg(short = 'f', long = "adrfam")]
+        adrfam: Option<String>,
+        /// Path's service ID.
+        #[arg(short = 's', long = "trsvcid")]
+        trsvcid: Option<String>,
+        /// Path's subsystem NQN.
+        #[arg(short = 'n', long = "subnqn")]
+        subnqn: Option<String>,
+    },
+    /// Display NVMe controllers with their paths.
+    #[command(name = "bdev_nvme_get_controllers")]
+    GetControllers {
+        /// Controller name.
+        #[arg(short = 'n', long = "name")]
+        name: Option<String>,
+    },
+    /// Display each reactor's IO paths.
+    #[command(name = "bdev_nvme_get_io_paths")]
+    GetIoPaths {
+        /// Bdev name.
+        #[arg(short = 'n', long = "name")]
+        name: Option<String>,
+    },
+    /// Set the multipath policy of a bdev.
+    #[command(name = "bdev_nvme_set_multipath_policy")]
+    SetMultipathPolicy {
+        /// Bdev name.
+        #[arg(short = 'b', long = "name")]
+        name: String,
+        /// active_passive or active_active.
+        #[arg(short = 'p', long = "policy")]
+        policy: String,
+        /// round_robin or queue_depth (active_active only).
+        #[arg(short = 's', long = "selector")]
+        selector: Option<String>,
+        /// IOs per path before round robin moves on.
+        #[arg(short = 'r', long = "rr-min-io")]
+        rr_min_io: Option<u32>,
+    },
+    /// Prefer one path of a bdev (active_passive).
+    #[command(name = "bdev_nvme_set_preferred_path")]
+    SetPreferredPath {
+        /// Bdev name.
+        #[arg(short = 'b', long = "name")]
+        name: String,
+        /// Controller ID of the path.
+        #[arg(short = 'c', long = "cntlid")]
+        cntlid: u16,
+    },
+    /// Reset a controller (every path, or the one with this controller ID).
+    #[command(name = "bdev_nvme_reset_controller")]
+    ResetController {
+        /// Controller name.
+        name: String,
+        /// Controller ID of the path.
+        #[arg(short = 'c', long = "cntlid")]
+        cntlid: Option<u16>,
+    },
+}
+
+/// A host subcommand as a request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostRequest {
+    /// Method name.
+    pub method: &'static str,
+    /// Params object (absent options left out, as rpc.py does).
+    pub params: Value,
+    /// rpc.py prints the result (false: the result is just `true`).
+    pub prints_result: bool,
+}
+
+fn object(pairs: Vec<(&str, Option<Value>)>) -> Value {
+    Value::Object(pairs.into_iter().filter_map(|(k, v)| v.map(|v| (k.to_string(), v))).collect())
+}
+
+fn opt<T: Into<Value>>(v: Option<T>) -> Option<Value> {
+    v.map(Into::into)
+}
+
+impl HostCommand {
+    /// The method and params rpc.py would send.
+    pub fn into_request(self) -> HostRequest {
+        let (method, params, prints_result) = match self {
+            HostCommand::AttachController {
+                name,
+                trtype,
+                traddr,
+                adrfam,
+                trsvcid,
+                subnqn,
+                hostnqn,
+                multipath,
+                ctrlr_loss_timeout_sec,
+                reconnect_delay_sec,
+                fast_io_fail_timeout_sec,
+                keep_alive_timeout_ms,
+                hdgst,
+                ddgst,
+            } => (
+                "bdev_nvme_attach_controller",
+                object(vec![
+                    ("name", opt(Some(name))),
+                    ("trtype", opt(Some(trtype))),
+                    ("traddr", opt(Some(traddr))),
+                    ("adrfam", opt(adrfam)),
+                    ("trsvcid", opt(trsvcid)),
+                    ("subnqn", opt(subnqn)),
+                    ("hostnqn", opt(hostnqn)),
+                    ("multipath", opt(multipath)),
+                    ("ctrlr_loss_timeout_sec", opt(ctrlr_loss_timeout_sec)),
+                    ("reconnect_delay_sec", opt(reconnect_delay_sec)),
+                    ("fast_io_fail_timeout_sec", opt(fast_io_fail_timeout_sec)),
+                    ("keep_alive_timeout_ms", opt(keep_alive_timeout_ms)),
+                    ("hdgst", hdgst.then_some(Value::Bool(true))),
+                    ("ddgst", ddgst.then_some(Value::Bool(true))),
+                ]),
+                true,
+            ),
+            HostCommand::DetachController { name, trtype, traddr, adrfam, trsvcid, subnqn } => (
+                "bdev_nvme_detach_controller",
+                object(vec![
+                    ("name", opt(Some(name))),
+                    ("trtype", opt(trtype)),
+                    ("traddr", opt(traddr)),
+                    ("adrfam", opt(adrfam)),
+                    ("trsvcid", opt(trsvcid)),
+                    ("subnqn", opt(subnqn)),
+                ]),
+                false,
+            ),
+            HostCommand::GetControllers { name } => {
+                ("bdev_nvme_get_controllers", object(vec![("name", opt(name))]), true)
+            }
+            HostCommand::GetIoPaths { name } => ("bdev_nvme_get_io_paths", object(vec![("name", opt(name))]), true),
+            HostCommand::SetMultipathPolicy { name, policy, selector, rr_min_io } => (
+                "bdev_nvme_set_multipath_policy",
+                object(vec![
+                    ("name", opt(Some(name))),
+                    ("policy", opt(Some(policy))),
+                    ("selector", opt(selector)),
+                    ("rr_min_io", opt(rr_min_io)),
+                ]),
+                false,
+            ),
+            HostCommand::SetPreferredPath { name, cntlid } => {
+                ("bdev_nvme_set_preferred_path", json!({"name": name, "cntlid": cntlid}), false)
+            }
+            HostCommand::ResetController { name, cntlid } => {
+                ("bdev_nvme_reset_controller", object(vec![("name", opt(Some(name))), ("cntlid", opt(cntlid))]), false)
+            }
+        };
+        HostRequest { method, params, prints_result }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::INVALID_PARAMS;
+    use clap::Parser;
+
+    fn attach(v: Value) -> Result<AttachParams, RpcError> {
+        let p: AttachController = parse_params(Some(&v))?;
+        attach_params(p, &ControllerOptions::default(), "nqn.host")
+    }
+
+    fn design_attach() -> Value {
+        json!({"name": "Nvme0", "trtype": "tcp", "adrfam": "ipv4", "traddr": "127.0.0.2", "trsvcid": "4420",
+               "subnqn": "nqn.2021-06.io.spdk:ctc_rbd0", "multipath": "multipath",
+               "ctrlr_loss_timeout_sec": -1, "reconnect_delay_sec": 20})
+    }
+
+    #[test]
+    fn design_md_attach_reconnects_forever_every_20_s() {
+        let p = attach(design_attach()).unwrap();
+        assert_eq!(p.name, "Nvme0");
+        assert_eq!(p.trid, TransportId::tcp("127.0.0.2", "4420", "nqn.2021-06.io.spdk:ctc_rbd0"));
+        assert_eq!(p.mode, Some(MultipathMode::Multipath));
+        assert_eq!(p.opts.reconnect.ctrlr_loss_timeout_ms, None);
+        assert_eq!(p.opts.reconnect.reconnect_delay_ms, 20_000);
+        assert_eq!(p.fast_io_fail_timeout_ms, None);
+        assert_eq!(p.opts.keep_alive_timeout_ms, ControllerOptions::default().keep_alive_timeout_ms);
+    }
+
+    #[test]
+    fn attach_takes_keep_alive_digests_and_fast_io_fail() {
+        let mut v = design_attach();
+        v["keep_alive_timeout_ms"] = json!(2000);
+        v["hdgst"] = json!(true);
+        v["ddgst"] = json!(true);
+        v["fast_io_fail_timeout_sec"] = json!(30);
+        v["multipath"] = json!("failover");
+        let p = attach(v).unwrap();
+        assert_eq!(p.opts.keep_alive_timeout_ms, 2000);
+        assert!(p.opts.header_digest && p.opts.data_digest);
+        assert_eq!(p.fast_io_fail_timeout_ms, Some(30_000));
+        assert_eq!(p.mode, Some(MultipathMode::Failover));
+    }
+
+    #[test]
+    fn attach_without_reconnect_options_never_reconnects() {
+        let mut v = design_attach();
+        let o = v.as_object_mut().unwrap();
+        o.remove("ctrlr_loss_timeout_sec");
+        o.remove("reconnect_delay_sec");
+        o.remove("multipath");
+        let p = attach(v).unwrap();
+        assert_eq!(p.opts.reconnect.ctrlr_loss_timeout_ms, Some(0));
+        assert_eq!(p.mode, None);
+    }
+
+    #[test]
+    fn rejects_reconnect_settings_spdk_rejects() {
+        for (loss, delay, fast) in [(5, 0, 0), (-1, 0, 0), (0, 1, 0), (0, 0, 1), (-2, 1, 0), (5, 10, 0), (5, 1, 10)] {
+            let mut v = design_attach();
+            v["ctrlr_loss_timeout_sec"] = json!(loss);
+            v["reconnect_delay_sec"] = json!(delay);
+            v["fast_io_fail_timeout_sec"] = json!(fast);
+            let e = attach(v).unwrap_err();
+            assert_eq!(e.code, INVALID_PARAMS, "({loss}, {delay}, {fast}): {e}");
+        }
+        assert!(check_resiliency(-1, 20, 30).is_ok());
+        assert!(check_resiliency(-1, 20, 0).is_ok());
+        assert!(check_resiliency(60, 5, 30).is_ok());
+        assert!(check_resiliency(0, 0, 0).is_ok());
+        let e = check_resiliency(10, 0, 0).unwrap_err();
+        assert!(e.message.contains("reconnect_delay_sec must be non-zero"), "{e}");
+    }
+
+    #[test]
+    fn rejects_unknown_names_with_a_clear_message() {
+        let mut v = design_attach();
+        v["multipath"] = json!("active");
+        let e = attach(v).unwrap_err();
+        assert_eq!(e.code, INVALID_PARAMS);
+        assert!(e.message.contains("unknown multipath mode 'active'"), "{e}");
+        let mut v = design_attach();
+        v["trtype"] = json!("fc");
+        assert!(attach(v).unwrap_err().message.contains("unknown trtype 'fc'"));
+        let mut v = design_attach();
+        v["bogus"] = json!(1);
+        assert_eq!(attach(v).unwrap_err().code, INVALID_PARAMS);
+        let mut v = design_attach();
+        v["hostnqn"] = json!("nqn.other");
+        assert!(attach(v).unwrap_err().message.contains("hostnqn"));
+        let mut v = design_attach();
+        v.as_object_mut().unwrap().remove("subnqn");
+        assert!(attach(v).unwrap_err().message.contains("subnqn is required"));
+    }
+
+    #[test]
+    fn parses_policies_selectors_and_rr_min_io() {
+        let p = |v: Value| parse_params::<SetPolicy>(Some(&v)).unwrap().parse();
+        assert_eq!(
+            p(json!({"name": "Nvme0n1", "policy": "active_passive"})).unwrap(),
+            (Policy::ActivePassive, None, None)
+        );
+        assert_eq!(
+            p(json!({"name": "Nvme0n1", "policy": "active_active", "selector": "queue_depth"})).unwrap(),
+            (Policy::ActiveActive, Some(Selector::QueueDepth), None)
+        );
+        assert_eq!(
+            p(json!({"name": "Nvme0n1", "policy": "active_active", "selector": "round_robin", "rr_min_io": 4}))
+                .unwrap(),
+            (Policy::ActiveActive, Some(Selector::RoundRobin), Some(4))
+        );
+        assert_eq!(p(json!({"name": "B", "policy": "active_active", "rr_min_io": -1})).unwrap().2, None);
+        for bad in [
+            json!({"name": "B", "policy": "round_robin"}),
+            json!({"name": "B", "policy": "active_active", "selector": "fastest"}),
+            json!({"name": "B", "policy": "active_active", "rr_min_io": 0}),
+            json!({"name": "B", "policy": "active_passive", "selector": "queue_depth"}),
+        ] {
+            assert_eq!(p(bad.clone()).unwrap_err().code, INVALID_PARAMS, "{bad}");
+        }
+        let e = p(json!({"name": "B", "policy": "round_robin"})).unwrap_err();
+        assert!(e.message.contains("unknown policy 'round_robin'"), "{e}");
+    }
+
+    #[test]
+    fn detach_filter_takes_the_given_fields() {
+        let p: DetachController =
+            parse_params(Some(&json!({"name": "Nvme0", "trtype": "tcp", "traddr": "127.0.0.2", "trsvcid": "4420"})))
+                .unwrap();
+        let f = p.filter().unwrap();
+        assert_eq!(
+            (f.traddr.as_deref(), f.trsvcid.as_deref(), f.subnqn.as_deref()),
+            (Some("127.0.0.2"), Some("4420"), None)
+        );
+        let p: DetachController = parse_params(Some(&json!({"name": "Nvme0", "trtype": "fc"}))).unwrap();
+        assert!(p.filter().is_err());
+    }
+
+    #[test]
+    fn multipath_errors_map_to_spdk_codes() {
+        assert_eq!(mp_error(MultipathError::NoSuchController("Nvme9".into())).code, ENODEV);
+        assert_eq!(mp_error(MultipathError::NameTaken("Nvme0".into())).code, EEXIST);
+        let e = mp_error(MultipathError::DuplicateCntlid { name: "Nvme0".into(), trid: "t".into(), cntlid: 1 });
+        assert_eq!(e.code, EINVAL);
+        assert!(e.message.contains("controller ID 1"), "{e}");
+        assert_eq!(mp_error(MultipathError::InvalidParameter("x".into())).code, INVALID_PARAMS);
+    }
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: HostCommand,
+    }
+
+    fn cli(args: &[&str]) -> HostRequest {
+        Cli::try_parse_from(std::iter::once("corepath-rpc").chain(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+            .command
+            .into_request()
+    }
+
+    #[test]
+    fn rpc_py_flags_build_spdk_params() {
+        let r = cli(&[
+            "bdev_nvme_attach_controller",
+            "-b",
+            "Nvme0",
+            "-t",
+            "tcp",
+            "-f",
+            "ipv4",
+            "-a",
+            "127.0.0.2",
+            "-s",
+            "4420",
+            "-n",
+            "nqn.2021-06.io.spdk:ctc_rbd0",
+            "-x",
+            "multipath",
+            "-l",
+            "-1",
+            "-o",
+            "20",
+            "-u",
+            "30",
+            "-k",
+            "2000",
+            "--hdgst",
+        ]);
+        assert_eq!(r.method, "bdev_nvme_attach_controller");
+        assert_eq!(
+            r.params,
+            json!({"name": "Nvme0", "trtype": "tcp", "traddr": "127.0.0.2", "adrfam": "ipv4", "trsvcid": "4420",
+                   "subnqn": "nqn.2021-06.io.spdk:ctc_rbd0", "multipath": "multipath",
+                   "ctrlr_loss_timeout_sec": -1, "reconnect_delay_sec": 20, "fast_io_fail_timeout_sec": 30,
+                   "keep_alive_timeout_ms": 2000, "hdgst": true})
+        );
+        // The params the CLI builds are ones the server accepts.
+        assert!(attach(r.params).is_ok());
+        assert_eq!(cli(&["bdev_nvme_get_controllers", "-n", "Nvme0"]).params, json!({"name": "Nvme0"}));
+        assert_eq!(cli(&["bdev_nvme_get_io_paths"]).params, json!({}));
+        let r = cli(&[
+            "bdev_nvme_set_multipath_policy",
+            "-b",
+            "Nvme0n1",
+            "-p",
+            "active_active",
+            "-s",
+            "round_robin",
+            "-r",
+            "2",
+        ]);
+        assert_eq!(
+            r.params,
+            json!({"name": "Nvme0n1", "policy": "active_active", "selector": "round_robin", "rr_min_io": 2})
+        );
+        assert!(!r.prints_result);
+        assert_eq!(
+            cli(&["bdev_nvme_set_preferred_path", "-b", "Nvme0n1", "-c", "32761"]).params,
+            json!({"name": "Nvme0n1", "cntlid": 32761})
+        );
+        assert_eq!(
+            cli(&["bdev_nvme_detach_controller", "Nvme0", "-t", "tcp", "-a", "127.0.0.2", "-s", "4420"]).params,
+            json!({"name": "Nvme0", "trtype": "tcp", "traddr": "127.0.0.2", "trsvcid": "4420"})
+        );
+        assert_eq!(
+            cli(&["bdev_nvme_reset_controller", "Nvme0", "-c", "1"]).params,
+            json!({"name": "Nvme0", "cntlid": 1})
+        );
+    }
+
+    #[test]
+    fn result_shapes_have_spdks_keys() {
+        let t = TransportId::tcp("127.0.0.3", "4420", "nqn.x");
+        let paths = vec![vec![IoPathInfo {
+            bdev_name: "Nvme0n1".into(),
+            cntlid: 32761,
+            current: true,
+            connected: true,
+            accessible: true,
+            trid: t,
+        }]];
+        let v = io_paths_json(&paths);
+        let p = &v["poll_groups"][0]["io_paths"][0];
+        assert_eq!(p["cntlid"], 32761);
+        assert_eq!(
+            p["transport"],
+            json!({"trtype": "TCP", "traddr": "127.0.0.3", "trsvcid": "4420", "adrfam": "IPv4"})
+        );
+        let keys: Vec<&str> = p.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, ["bdev_name", "cntlid", "current", "connected", "accessible", "transport"]);
+    }
+}
