@@ -3,9 +3,18 @@
 //! together in one test, on a [`crate::ManualClock`] if wanted.
 //!
 //! Test infrastructure, not a production transport: it allocates per capsule
-//! and shares state under a mutex. Faults are injected per address: `cut`
-//! closes every connection to it (a killed gateway), `blackhole` silently
-//! drops traffic both ways (a hung or firewalled one).
+//! and shares state under a mutex. Faults are injected per address:
+//! - `cut`: the gateway died; every connection to it closes and nothing listens there;
+//! - `reset`: every connection to it is reset by the gateway's side (its unread input is lost);
+//! - `blackhole`: nothing passes either way; what was sent waits (as TCP retransmits) and
+//!   arrives once the blackhole is lifted, unless the sender closed meanwhile;
+//! - `set_delay`: each capsule arrives after a delay drawn from a range, so capsules on
+//!   one link can overtake each other (reorder).
+//!
+//! Closing follows TCP with RST: what already arrived at the peer stays readable there,
+//! then the peer reads "closed"; what had not arrived is lost. A close is not seen across
+//! a blackhole until it is lifted. Time is what the test sets with [`SimNetwork::set_now_ns`]
+//! (0 if never set: every capsule arrives at once, in order).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -20,21 +29,99 @@ use crate::transport::{
 };
 use crate::trid::TransportId;
 
+/// One capsule on the wire, with when it reaches the other end.
+struct InFlight<T> {
+    arrive_ns: u64,
+    msg: T,
+    data: Vec<u8>,
+}
+
+/// One direction of a link.
+struct Direction<T> {
+    queue: VecDeque<InFlight<T>>,
+}
+
+impl<T> Default for Direction<T> {
+    fn default() -> Self {
+        Direction { queue: VecDeque::new() }
+    }
+}
+
+impl<T> Direction<T> {
+    /// Takes the capsule that arrived first (by arrival time, then send order).
+    fn take_arrived(&mut self, now_ns: u64) -> Option<InFlight<T>> {
+        let mut best: Option<(usize, u64)> = None;
+        for (i, m) in self.queue.iter().enumerate() {
+            if m.arrive_ns <= now_ns && best.is_none_or(|(_, t)| m.arrive_ns < t) {
+                best = Some((i, m.arrive_ns));
+            }
+        }
+        self.queue.remove(best?.0)
+    }
+
+    /// The sender closed at `now_ns`: what had not arrived is lost.
+    fn sender_closed(&mut self, now_ns: u64, blackholed: bool) {
+        if blackholed {
+            self.queue.clear();
+        } else {
+            self.queue.retain(|m| m.arrive_ns <= now_ns);
+        }
+    }
+
+    fn has_arrived(&self, now_ns: u64) -> bool {
+        self.queue.iter().any(|m| m.arrive_ns <= now_ns)
+    }
+}
+
 #[derive(Default)]
 struct Link {
-    to_target: VecDeque<(Sqe, Vec<u8>)>,
-    to_host: VecDeque<(Cqe, Vec<u8>)>,
-    closed: bool,
+    to_target: Direction<Sqe>,
+    to_host: Direction<Cqe>,
+    host_closed: bool,
+    target_closed: bool,
     blackholed: bool,
+    delay: (u64, u64),
+}
+
+impl Link {
+    fn host_sees_closed(&self, now_ns: u64) -> bool {
+        self.host_closed || (self.target_closed && !self.blackholed && !self.to_host.has_arrived(now_ns))
+    }
+
+    fn target_sees_closed(&self, now_ns: u64) -> bool {
+        self.target_closed || (self.host_closed && !self.blackholed && !self.to_target.has_arrived(now_ns))
+    }
 }
 
 #[derive(Default)]
 struct Fabric {
     /// Connections waiting to be accepted, per listen address.
     backlog: HashMap<String, VecDeque<Arc<Mutex<Link>>>>,
-    /// Every link ever made to an address, for fault injection.
+    /// Live links per address, for fault injection.
     links: HashMap<String, Vec<Arc<Mutex<Link>>>>,
     blackholed: HashMap<String, bool>,
+    /// Delivery delay range per address, in ns.
+    delay: HashMap<String, (u64, u64)>,
+    now_ns: u64,
+    /// Seeded generator for delays (splitmix64): the same seed, the same run.
+    rng: u64,
+}
+
+impl Fabric {
+    fn next_random(&mut self) -> u64 {
+        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// When a capsule sent now on a link with `delay` arrives.
+    fn arrival(&mut self, delay: (u64, u64)) -> u64 {
+        let (min, max) = delay;
+        let extra = if max > min { self.next_random() % (max - min + 1) } else { 0 };
+        self.now_ns + min + extra
+    }
 }
 
 /// The simulated network; clone it freely.
@@ -53,6 +140,13 @@ impl SimNetwork {
         Self::default()
     }
 
+    /// An empty network whose delays come from `seed`.
+    pub fn with_seed(seed: u64) -> Self {
+        let net = Self::default();
+        lock(&net.fabric).rng = seed;
+        net
+    }
+
     /// The host side, to give an engine.
     pub fn host(&self) -> SimHostTransport {
         SimHostTransport { net: self.clone() }
@@ -63,17 +157,38 @@ impl SimNetwork {
         SimTargetTransport { net: self.clone() }
     }
 
-    /// Closes every connection to `traddr:trsvcid` and stops listening there.
+    /// Sets the network's clock (capsules sent now arrive after their delay on it).
+    pub fn set_now_ns(&self, now_ns: u64) {
+        lock(&self.fabric).now_ns = now_ns;
+    }
+
+    /// The gateway at `traddr:trsvcid` died: every connection to it closes
+    /// (from its side) and nothing listens there any more.
     pub fn cut(&self, traddr: &str, trsvcid: &str) {
         let key = format!("{traddr}:{trsvcid}");
         let mut f = lock(&self.fabric);
+        let now_ns = f.now_ns;
         f.backlog.remove(&key);
         for l in f.links.remove(&key).unwrap_or_default() {
-            lock(&l).closed = true;
+            close_by_target(&mut lock(&l), now_ns);
         }
     }
 
-    /// Drops (or, with `false`, passes again) all traffic to and from an address.
+    /// Resets every connection to `traddr:trsvcid` from the gateway's side;
+    /// the address keeps listening. Returns how many were reset.
+    pub fn reset(&self, traddr: &str, trsvcid: &str) -> usize {
+        let key = format!("{traddr}:{trsvcid}");
+        let mut f = lock(&self.fabric);
+        let now_ns = f.now_ns;
+        let links = f.links.remove(&key).unwrap_or_default();
+        for l in &links {
+            close_by_target(&mut lock(l), now_ns);
+        }
+        links.len()
+    }
+
+    /// Drops (or, with `false`, passes again) all traffic to and from an
+    /// address. Capsules sent meanwhile wait and arrive after it is lifted.
     pub fn blackhole(&self, traddr: &str, trsvcid: &str, on: bool) {
         let key = format!("{traddr}:{trsvcid}");
         let mut f = lock(&self.fabric);
@@ -81,6 +196,43 @@ impl SimNetwork {
         for l in f.links.get(&key).into_iter().flatten() {
             lock(l).blackholed = on;
         }
+    }
+
+    /// Each capsule to or from the address arrives `min_ns..=max_ns` after it
+    /// was sent (a range reorders capsules of one link).
+    pub fn set_delay(&self, traddr: &str, trsvcid: &str, min_ns: u64, max_ns: u64) {
+        let key = format!("{traddr}:{trsvcid}");
+        let mut f = lock(&self.fabric);
+        let delay = (min_ns, max_ns.max(min_ns));
+        f.delay.insert(key.clone(), delay);
+        for l in f.links.get(&key).into_iter().flatten() {
+            lock(l).delay = delay;
+        }
+    }
+
+    /// Live connections to an address (accepted or not).
+    pub fn connections(&self, traddr: &str, trsvcid: &str) -> usize {
+        let key = format!("{traddr}:{trsvcid}");
+        lock(&self.fabric).links.get(&key).map_or(0, Vec::len)
+    }
+}
+
+fn close_by_target(link: &mut Link, now_ns: u64) {
+    if !link.target_closed {
+        link.target_closed = true;
+        let blackholed = link.blackholed;
+        link.to_host.sender_closed(now_ns, blackholed);
+        // The gateway's socket is gone: what it had not read is lost.
+        link.to_target.queue.clear();
+    }
+}
+
+fn close_by_host(link: &mut Link, now_ns: u64) {
+    if !link.host_closed {
+        link.host_closed = true;
+        let blackholed = link.blackholed;
+        link.to_target.sender_closed(now_ns, blackholed);
+        link.to_host.queue.clear();
     }
 }
 
@@ -95,31 +247,46 @@ impl HostTransport for SimHostTransport {
     fn connect(&mut self, trid: &TransportId, opts: &QpairOptions) -> Result<SimHostQpair, TransportError> {
         let key = format!("{}:{}", trid.traddr, trid.trsvcid);
         let mut f = lock(&self.net.fabric);
+        let blackholed = f.blackholed.get(&key).copied().unwrap_or(false);
+        let delay = f.delay.get(&key).copied().unwrap_or_default();
         let Some(backlog) = f.backlog.get_mut(&key) else {
             return Err(TransportError::Io {
                 op: "connect",
                 source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
             });
         };
-        let link = Arc::new(Mutex::new(Link::default()));
+        let link = Arc::new(Mutex::new(Link { blackholed, delay, ..Link::default() }));
         backlog.push_back(link.clone());
-        let blackholed = f.blackholed.get(&key).copied().unwrap_or(false);
-        lock(&link).blackholed = blackholed;
-        f.links.entry(key).or_default().push(link.clone());
-        Ok(SimHostQpair { link, reads: vec![None; usize::from(opts.queue_depth.max(1))] })
+        let links = f.links.entry(key).or_default();
+        // Forget links both ends closed, so long runs do not grow the list.
+        links.retain(|l| {
+            let l = lock(l);
+            !(l.host_closed && l.target_closed)
+        });
+        links.push(link.clone());
+        let net = self.net.clone();
+        Ok(SimHostQpair { net, link, reads: vec![None; usize::from(opts.queue_depth.max(1))] })
     }
 }
 
 /// A host queue pair on the simulated fabric.
 pub struct SimHostQpair {
+    net: SimNetwork,
     link: Arc<Mutex<Link>>,
     /// Where each outstanding read lands, by CID.
     reads: Vec<Option<(core::ptr::NonNull<u8>, u32)>>,
 }
 
+impl SimHostQpair {
+    fn now_ns(&self) -> u64 {
+        lock(&self.net.fabric).now_ns
+    }
+}
+
 impl HostQpair for SimHostQpair {
     fn poll_connect(&mut self, _now_ns: u64) -> Result<ConnectProgress, TransportError> {
-        if lock(&self.link).closed {
+        let now_ns = self.now_ns();
+        if lock(&self.link).host_sees_closed(now_ns) {
             return Err(TransportError::Closed);
         }
         Ok(ConnectProgress::Ready)
@@ -135,9 +302,13 @@ impl HostQpair for SimHostQpair {
             XferBuf::None => SglDescriptor::DataBlockOffset { offset: 0, len: 0 },
         }
         .to_bytes();
-        let sqe = &sqe;
+        let (now_ns, arrive_ns) = {
+            let mut f = lock(&self.net.fabric);
+            let delay = lock(&self.link).delay;
+            (f.now_ns, f.arrival(delay))
+        };
         let mut link = lock(&self.link);
-        if link.closed {
+        if link.host_sees_closed(now_ns) {
             return Err(TransportError::Closed);
         }
         let payload = match data {
@@ -152,30 +323,36 @@ impl HostQpair for SimHostQpair {
             }
             XferBuf::None => Vec::new(),
         };
-        if !link.blackholed {
-            link.to_target.push_back((*sqe, payload));
+        if !link.target_closed {
+            link.to_target.queue.push_back(InFlight { arrive_ns, msg: sqe, data: payload });
         }
         Ok(())
     }
 
     fn flush(&mut self) -> Result<(), TransportError> {
-        if lock(&self.link).closed {
+        let now_ns = self.now_ns();
+        if lock(&self.link).host_sees_closed(now_ns) {
             return Err(TransportError::Closed);
         }
         Ok(())
     }
 
     fn poll<F: FnMut(Cqe)>(&mut self, _now_ns: u64, mut on_done: F) -> Result<usize, TransportError> {
+        let now_ns = self.now_ns();
         let mut n = 0;
         loop {
             let next = {
                 let mut link = lock(&self.link);
-                if link.closed {
+                if link.host_sees_closed(now_ns) {
                     return Err(TransportError::Closed);
                 }
-                link.to_host.pop_front()
+                if link.blackholed {
+                    None
+                } else {
+                    link.to_host.take_arrived(now_ns)
+                }
             };
-            let Some((cqe, data)) = next else { break };
+            let Some(InFlight { msg: cqe, data, .. }) = next else { break };
             if let Some(Some((ptr, len))) = self.reads.get_mut(usize::from(cqe.cid)).map(Option::take) {
                 let n_bytes = data.len().min(len as usize);
                 // SAFETY: the read's buffer is valid for len bytes until this completion is reported.
@@ -194,8 +371,9 @@ impl HostQpair for SimHostQpair {
 
 impl Drop for SimHostQpair {
     fn drop(&mut self) {
-        // Like closing a socket: the peer sees the connection go.
-        lock(&self.link).closed = true;
+        // Like closing a socket with RST: the peer reads what already arrived, then sees the connection go.
+        let now_ns = self.now_ns();
+        close_by_host(&mut lock(&self.link), now_ns);
     }
 }
 
@@ -226,36 +404,55 @@ impl TargetListener for SimListener {
     fn accept(&mut self) -> Result<Option<SimTargetQpair>, TransportError> {
         let mut f = lock(&self.net.fabric);
         let link = f.backlog.get_mut(&self.key).and_then(VecDeque::pop_front);
-        Ok(link.map(|link| SimTargetQpair { link, slots: Vec::new(), ready: VecDeque::new(), peer: self.key.clone() }))
+        Ok(link.map(|link| SimTargetQpair {
+            net: self.net.clone(),
+            link,
+            slots: Vec::new(),
+            ready: VecDeque::new(),
+            peer: self.key.clone(),
+        }))
     }
 }
 
 /// A target queue pair on the simulated fabric.
 pub struct SimTargetQpair {
+    net: SimNetwork,
     link: Arc<Mutex<Link>>,
     slots: Vec<Option<(Sqe, Vec<u8>)>>,
     ready: VecDeque<u16>,
     peer: String,
 }
 
+impl SimTargetQpair {
+    fn now_ns(&self) -> u64 {
+        lock(&self.net.fabric).now_ns
+    }
+}
+
 impl Drop for SimTargetQpair {
     fn drop(&mut self) {
-        lock(&self.link).closed = true;
+        let now_ns = self.now_ns();
+        close_by_target(&mut lock(&self.link), now_ns);
     }
 }
 
 impl TargetQpair for SimTargetQpair {
     fn poll(&mut self, _now_ns: u64) -> Result<usize, TransportError> {
+        let now_ns = self.now_ns();
         let mut n = 0;
         loop {
             let next = {
                 let mut link = lock(&self.link);
-                if link.closed {
+                if link.target_sees_closed(now_ns) {
                     return Err(TransportError::Closed);
                 }
-                link.to_target.pop_front()
+                if link.blackholed {
+                    None
+                } else {
+                    link.to_target.take_arrived(now_ns)
+                }
             };
-            let Some((sqe, data)) = next else { break };
+            let Some(InFlight { msg: sqe, data, .. }) = next else { break };
             let slot = match self.slots.iter().position(Option::is_none) {
                 Some(i) => i,
                 None => {
@@ -289,14 +486,20 @@ impl TargetQpair for SimTargetQpair {
             data.clear();
         }
         data.truncate(data_len as usize);
+        let arrive_ns = {
+            let mut f = lock(&self.net.fabric);
+            let delay = lock(&self.link).delay;
+            f.arrival(delay)
+        };
         let mut link = lock(&self.link);
-        if !link.blackholed {
-            link.to_host.push_back((*cqe, data));
+        if !link.host_closed && !link.target_closed {
+            link.to_host.queue.push_back(InFlight { arrive_ns, msg: *cqe, data });
         }
     }
 
     fn flush(&mut self) -> Result<(), TransportError> {
-        if lock(&self.link).closed {
+        let now_ns = self.now_ns();
+        if lock(&self.link).target_sees_closed(now_ns) {
             return Err(TransportError::Closed);
         }
         Ok(())

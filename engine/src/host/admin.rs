@@ -119,9 +119,15 @@ pub(crate) struct AdminQueue<Q: HostQpair> {
     pub(crate) async_events: Vec<u32>,
     /// When the last keep-alive went out (for its response deadline).
     keep_alive_sent_ns: u64,
-    /// When we last sent any admin command: the gateway's keep-alive timer
-    /// restarts on each one, so its deadline is this plus KATO.
+    /// When we last sent any admin command.
     last_send_ns: u64,
+    /// Time of the current poll (sends are stamped with it).
+    now_ns: u64,
+    /// Send time per command ID in flight.
+    sent_at_ns: [u64; FIRST_AER_CID as usize + MAX_AERS as usize],
+    /// When the last completion arrived, and when the command it answered was sent.
+    last_answer_ns: u64,
+    last_answered_send_ns: u64,
     /// The queue died because the peer closed it.
     peer_closed: bool,
     /// ANA group states from the last ANA log read.
@@ -161,6 +167,10 @@ impl<Q: HostQpair> AdminQueue<Q> {
             async_events: Vec::new(),
             keep_alive_sent_ns: 0,
             last_send_ns: now_ns,
+            now_ns,
+            sent_at_ns: [0; FIRST_AER_CID as usize + MAX_AERS as usize],
+            last_answer_ns: now_ns,
+            last_answered_send_ns: 0,
             peer_closed: false,
             ana_groups: Vec::new(),
             ana_dirty: false,
@@ -177,9 +187,20 @@ impl<Q: HostQpair> AdminQueue<Q> {
         &self.controller
     }
 
-    /// When we last sent an admin command.
-    pub(crate) fn last_send_ns(&self) -> u64 {
-        self.last_send_ns
+    /// From when on the gateway can certainly no longer execute anything of
+    /// this association, once we stop sending (and abort the connection) now.
+    ///
+    /// The gateway restarts its keep-alive timer on every admin command it
+    /// processes and reads no socket of an association whose timer ran out.
+    /// Commands on one queue are processed in order, so every command sent
+    /// before the last answered one was processed before that answer came: the
+    /// timer then ran out by `last_answer + KATO`. A command sent after it (the
+    /// keep-alive that timed out, say) may still be processed, at the latest
+    /// just before that deadline, and restart the timer once more: `+ 2 KATO`.
+    pub(crate) fn association_dead_at_ns(&self, kato_ns: u64) -> u64 {
+        let unanswered = self.last_send_ns > self.last_answered_send_ns;
+        let windows = if unanswered { 2 } else { 1 };
+        self.last_answer_ns.saturating_add(kato_ns * windows)
     }
 
     /// Whether the queue failed because the peer closed the connection.
@@ -387,6 +408,7 @@ impl<Q: HostQpair> AdminQueue<Q> {
 
     /// Drives bring-up, keep-alive and AERs. Returns work done.
     pub(crate) fn poll(&mut self, now_ns: u64) -> usize {
+        self.now_ns = now_ns;
         let mut work = 0;
         let mut events: [Option<AdminEvent>; 1] = [None];
         match self.state {
@@ -403,12 +425,23 @@ impl<Q: HostQpair> AdminQueue<Q> {
                 let mut init_done = None;
                 let mut ka_done = false;
                 let mut aer_done: Option<Cqe> = None;
-                let r = self.transport.poll(now_ns, |cqe: Cqe| match cqe.cid {
-                    INIT_CID => init_done = Some(cqe),
-                    KEEP_ALIVE_CID => ka_done = true,
-                    cid if (FIRST_AER_CID..FIRST_AER_CID + MAX_AERS).contains(&cid) => aer_done = Some(cqe),
-                    _ => {}
+                let sent_at_ns = &self.sent_at_ns;
+                let mut answered_send_ns = None;
+                let r = self.transport.poll(now_ns, |cqe: Cqe| {
+                    if let Some(&t) = sent_at_ns.get(usize::from(cqe.cid)) {
+                        answered_send_ns = Some(answered_send_ns.map_or(t, |a: u64| a.max(t)));
+                    }
+                    match cqe.cid {
+                        INIT_CID => init_done = Some(cqe),
+                        KEEP_ALIVE_CID => ka_done = true,
+                        cid if (FIRST_AER_CID..FIRST_AER_CID + MAX_AERS).contains(&cid) => aer_done = Some(cqe),
+                        _ => {}
+                    }
                 });
+                if let Some(t) = answered_send_ns {
+                    self.last_answer_ns = now_ns;
+                    self.last_answered_send_ns = self.last_answered_send_ns.max(t);
+                }
                 match r {
                     Ok(n) => work += n,
                     Err(e) => {
@@ -491,7 +524,6 @@ impl<Q: HostQpair> AdminQueue<Q> {
             work += 1;
         }
         if work > 0 {
-            self.last_send_ns = now_ns;
             if let Err(e) = self.transport.flush() {
                 self.fail(format!("admin queue send: {e}"), &e);
             }
@@ -526,6 +558,10 @@ impl<Q: HostQpair> AdminQueue<Q> {
 
     fn send(&mut self, mut sqe: Sqe, cid: u16, phase: DataPhase) {
         sqe.cid = cid;
+        if let Some(t) = self.sent_at_ns.get_mut(usize::from(cid)) {
+            *t = self.now_ns;
+        }
+        self.last_send_ns = self.now_ns;
         if sqe.flags == 0 {
             sqe.flags = protocol::sqe::PSDT_SGL_MPTR_CONTIG;
         }

@@ -13,9 +13,10 @@
 //! The stale-write rule, host half: when an association is given up without
 //! the peer having closed it, a write sent on it may still run on the gateway
 //! until the gateway's keep-alive timer expires. The supervisor publishes that
-//! instant ([`CtrlrShared::writes_dead_at_ns`]): the last admin command we sent
-//! (any admin command resets the gateway's timer) plus KATO. Our sockets are
-//! closed with RST, so nothing we sent is retransmitted after that.
+//! instant ([`CtrlrShared::writes_dead_at_ns`], computed by
+//! `AdminQueue::association_dead_at_ns`: one or two KATOs after the last
+//! admin answer). Our sockets are closed with RST, so nothing we sent is
+//! retransmitted after that.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::mpsc::Sender;
@@ -441,7 +442,7 @@ impl<Q: crate::transport::HostQpair> Supervisor<Q> {
                         let dead_at_ns = if peer_closed {
                             now_ns
                         } else {
-                            admin.last_send_ns().saturating_add(kato_ns).saturating_add(KEEP_ALIVE_MARGIN_NS)
+                            admin.association_dead_at_ns(kato_ns).saturating_add(KEEP_ALIVE_MARGIN_NS).max(now_ns)
                         };
                         // Drop (RST) the admin queue before publishing: nothing more goes out on it.
                         drop(admin);
