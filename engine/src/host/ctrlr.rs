@@ -523,9 +523,16 @@ impl<Q: crate::transport::HostQpair> Supervisor<Q> {
         admin.mark_ana_applied();
     }
 
-    /// Stops everything (detach): the controller reads as Deleting.
+    /// Stops everything (detach): the controller reads as Deleting. Writes
+    /// that were in flight move elsewhere only once the association is dead,
+    /// as after a failure.
     pub(crate) fn shut_down(&mut self) {
-        self.life = Life::Failed;
+        if let Life::Enabled { admin } = std::mem::replace(&mut self.life, Life::Failed) {
+            let kato_ns = u64::from(round_kato_ms(self.opts.keep_alive_timeout_ms)) * 1_000_000;
+            let dead_at_ns = admin.association_dead_at_ns(kato_ns).saturating_add(KEEP_ALIVE_MARGIN_NS);
+            drop(admin);
+            self.shared.mark_dead(self.generation, dead_at_ns);
+        }
         self.shared.publish(CtrlrState::Deleting, self.data.cntlid, self.generation);
     }
 }
