@@ -11,6 +11,7 @@ pub mod gateway;
 pub mod host;
 pub mod pattern;
 pub mod raw_host;
+pub mod sim;
 
 use std::time::{Duration, Instant};
 
