@@ -2,6 +2,7 @@
 //! [`BenchConfig`] made from it.
 
 use core::str::FromStr;
+use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
 use engine::TransportId;
@@ -24,9 +25,18 @@ that are not measured.
 
 Target: give one --trid per path to a remote controller, e.g.
   --trid 'trtype:tcp adrfam:ipv4 traddr:127.0.0.2 trsvcid:4420 subnqn:nqn.2021-06.io.spdk:ctc_rbd0'
-Without --trid, corepath-bench starts an in-process gateway and runs against it
-(--embedded is then implied). With both --embedded and --trid, the in-process
-gateway listens on the given addresses.
+Several --trid (or --multipath, --config, --rpc-socket) attach every path as
+controller Nvme0 (SPDK's bdev_nvme_attach_controller -x multipath) and run IO on
+Nvme0n1 through multipath, with per-path IO counts and a failover report. One
+--trid without those uses the engine's raw single-path IO (the perf baseline).
+--config FILE replays an SPDK JSON config's bdev_nvme_attach_controller calls.
+
+Without --trid, corepath-bench starts in-process gateways and runs against them
+(--embedded is then implied): two gateways on 127.0.0.2 and 127.0.0.3 serving
+one shared file (bdev_aio_create), both attached in multipath mode; gateway A
+is stopped mid-run (--kill-a-after) and the failover report shows what the host
+saw. --gateways 1 runs the old single gateway with a malloc namespace. With
+both --embedded and --trid, the in-process gateways listen on the given addresses.
 
 --verify stamps every written block with its offset, a generation and a CRC and
 checks every read against the last acknowledged write; jobs then use disjoint
@@ -39,6 +49,47 @@ pub enum OutputFormat {
     Normal,
     /// fio's JSON report (same field names), plus a "corepath" object per job.
     Json,
+}
+
+/// SPDK's `-x` for the bench's attaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MultipathArg {
+    /// Each trid is a path (a controller) of Nvme0; IO by the policy.
+    Multipath,
+    /// Later trids are alternates, used when the first fails (active_passive).
+    Failover,
+}
+
+impl MultipathArg {
+    /// SPDK's name.
+    pub fn spdk_name(self) -> &'static str {
+        match self {
+            MultipathArg::Multipath => "multipath",
+            MultipathArg::Failover => "failover",
+        }
+    }
+}
+
+/// `bdev_nvme_set_multipath_policy -p`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PolicyArg {
+    /// One path at a time (the default).
+    #[value(name = "active_passive")]
+    ActivePassive,
+    /// Every optimized path.
+    #[value(name = "active_active")]
+    ActiveActive,
+}
+
+/// `bdev_nvme_set_multipath_policy -s`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SelectorArg {
+    /// In turn.
+    #[value(name = "round_robin")]
+    RoundRobin,
+    /// Fewest outstanding IOs.
+    #[value(name = "queue_depth")]
+    QueueDepth,
 }
 
 /// Cores as given by `--cpumask`, ascending and distinct.
@@ -126,15 +177,72 @@ impl FromStr for CoreList {
 #[derive(Debug, Clone, Parser)]
 #[command(name = "corepath-bench", version, about = "fio-like load generator for corepath", long_about = LONG_ABOUT)]
 pub struct Args {
-    /// Remote controller to use, SPDK transport ID form. One path for now: multipath
-    /// (repeating --trid) comes with the multipath crate and is refused until then.
-    /// Without it, an in-process gateway is started (see --embedded).
+    /// Remote controller path, SPDK transport ID form; repeat it for each path
+    /// (multipath). Without it, in-process gateways are started (see --embedded).
     #[arg(long = "trid", value_name = "TRID")]
     pub trid: Vec<TransportId>,
 
-    /// Start an in-process gateway and run against it (the default without --trid).
+    /// Start in-process gateways and run against them (the default without --trid).
     #[arg(long)]
     pub embedded: bool,
+
+    /// Attach every path as Nvme0 in this mode (SPDK's -x); implied by several --trid.
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub multipath: Option<MultipathArg>,
+
+    /// Seconds to keep reconnecting a lost path; -1 = forever, 0 = never (SPDK's -l).
+    #[arg(short = 'l', long = "ctrlr-loss-timeout-sec", value_name = "SECS", default_value_t = -1,
+          allow_negative_numbers = true)]
+    pub ctrlr_loss_timeout_sec: i64,
+
+    /// Seconds between reconnect attempts (SPDK's -o; default 1, or 0 with -l 0).
+    #[arg(short = 'o', long = "reconnect-delay-sec", value_name = "SECS")]
+    pub reconnect_delay_sec: Option<u64>,
+
+    /// Seconds without any path after which held IOs fail; 0 = hold (SPDK's -u).
+    #[arg(short = 'u', long = "fast-io-fail-timeout-sec", value_name = "SECS", default_value_t = 0)]
+    pub fast_io_fail_timeout_sec: u64,
+
+    /// Keep-alive timeout of each path, ms (default: the engine's, 10 s).
+    #[arg(long = "keep-alive-ms", value_name = "MS")]
+    pub keep_alive_ms: Option<u32>,
+
+    /// Multipath policy of the bdev.
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pub policy: Option<PolicyArg>,
+
+    /// active_active path selector.
+    #[arg(long, value_enum, value_name = "SELECTOR")]
+    pub selector: Option<SelectorArg>,
+
+    /// active_active round_robin: IOs per path before moving on.
+    #[arg(long = "rr-min-io", value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub rr_min_io: Option<u32>,
+
+    /// An SPDK JSON config whose bdev_nvme_attach_controller (and other host) calls
+    /// are run before the jobs; IO goes to its first bdev.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Serve the host RPC (bdev_nvme_get_controllers, bdev_nvme_get_io_paths, ...)
+    /// on this Unix socket while the run goes.
+    #[arg(long = "rpc-socket", value_name = "PATH")]
+    pub rpc_socket: Option<PathBuf>,
+
+    /// Embedded mode: 2 gateways on one shared file (multipath, the default) or
+    /// 1 gateway with a malloc namespace (single path).
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub gateways: u8,
+
+    /// Embedded, 2 gateways: stop gateway A this many seconds into the run
+    /// (default: half the ramp + runtime; 0: never).
+    #[arg(long = "kill-a-after", value_name = "SECS")]
+    pub kill_a_after: Option<f64>,
+
+    /// Embedded, 2 gateways: the shared file (default /var/tmp/corepath-bench-PID.img,
+    /// deleted after the run; a given file is kept). Must allow O_DIRECT (not tmpfs).
+    #[arg(long = "embedded-file", value_name = "PATH")]
+    pub embedded_file: Option<PathBuf>,
 
     /// Access pattern: read, write, randread, randwrite, randrw, rw (= readwrite).
     #[arg(long, value_name = "PATTERN", default_value = "read")]
@@ -218,13 +326,19 @@ pub struct Args {
 }
 
 /// What to run against.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum TargetMode {
-    /// Start a gateway in this process; `listen` is where (empty: the glue's
-    /// default loopback address).
+    /// Start gateways in this process; `listen` is where (empty: the glue's
+    /// default loopback addresses).
     Embedded {
-        /// Listen addresses, one per path.
+        /// Listen addresses, one per gateway.
         listen: Vec<TransportId>,
+        /// 1: one gateway, malloc namespace; 2: two gateways on one shared file.
+        gateways: u8,
+        /// Stop gateway A this long after the jobs start (2 gateways only).
+        kill_a_after_ns: Option<u64>,
+        /// The shared file (`None`: a temporary one).
+        file: Option<PathBuf>,
     },
     /// Connect to remote controllers, one transport ID per path.
     Remote {
@@ -256,14 +370,51 @@ pub enum ConfigError {
     /// `--verify_expect_zero` without `--verify`.
     #[error("--verify_expect_zero needs --verify")]
     ExpectZeroWithoutVerify,
+    /// `-l/-o/-u` that SPDK would refuse.
+    #[error("{0}")]
+    Resiliency(String),
+    /// `--selector`/`--rr-min-io` without `--policy active_active`.
+    #[error("--selector and --rr-min-io need --policy active_active")]
+    SelectorWithoutActiveActive,
+    /// A negative or non-finite `--kill-a-after`.
+    #[error("--kill-a-after must be a number of seconds >= 0")]
+    BadKillTime,
+}
+
+/// How the host attaches and uses paths (multipath mode).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathOptions {
+    /// `--multipath`: the `-x` of each attach (`None`: one path, raw engine IO,
+    /// unless a config file, several trids or an RPC socket ask for multipath).
+    pub mode: Option<MultipathArg>,
+    /// SPDK's -l.
+    pub ctrlr_loss_timeout_sec: i64,
+    /// SPDK's -o.
+    pub reconnect_delay_sec: u64,
+    /// SPDK's -u.
+    pub fast_io_fail_timeout_sec: u64,
+    /// Keep-alive timeout (`None`: the engine's default).
+    pub keep_alive_ms: Option<u32>,
+    /// Path policy (`None`: the bdev's default, active_passive).
+    pub policy: Option<PolicyArg>,
+    /// active_active selector.
+    pub selector: Option<SelectorArg>,
+    /// Round-robin batch.
+    pub rr_min_io: Option<u32>,
+    /// Attach calls to replay (SPDK JSON config).
+    pub config_file: Option<PathBuf>,
+    /// Serve the host RPC here while running.
+    pub rpc_socket: Option<PathBuf>,
 }
 
 /// The run to do, validated. Namespace-dependent checks (block size, region
 /// within the namespace) happen in [`crate::plan::plan_jobs`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BenchConfig {
     /// What to run against.
     pub target: TargetMode,
+    /// Multipath settings.
+    pub paths: PathOptions,
     /// NVMe/TCP header digest.
     pub header_digest: bool,
     /// NVMe/TCP data digest.
@@ -302,6 +453,20 @@ pub struct BenchConfig {
     pub group_reporting: bool,
 }
 
+impl BenchConfig {
+    /// IO goes through multipath (MpChannel on Nvme0n1) rather than the raw
+    /// single-path engine API: several paths, an explicit mode, a config file,
+    /// an RPC socket, a policy, or the two-gateway embedded default.
+    pub fn uses_multipath(&self) -> bool {
+        let p = &self.paths;
+        let several = match &self.target {
+            TargetMode::Remote { trids } => trids.len() > 1,
+            TargetMode::Embedded { gateways, .. } => *gateways > 1,
+        };
+        several || p.mode.is_some() || p.config_file.is_some() || p.rpc_socket.is_some() || p.policy.is_some()
+    }
+}
+
 const NS_PER_S: u64 = 1_000_000_000;
 
 impl BenchConfig {
@@ -328,13 +493,45 @@ impl BenchConfig {
         if args.verify_expect_zero && !args.verify {
             return Err(ConfigError::ExpectZeroWithoutVerify);
         }
-        let target = if args.embedded || args.trid.is_empty() {
-            TargetMode::Embedded { listen: args.trid }
+        let reconnect_delay_sec =
+            args.reconnect_delay_sec.unwrap_or(if args.ctrlr_loss_timeout_sec == 0 { 0 } else { 1 });
+        rpc::host::check_resiliency(args.ctrlr_loss_timeout_sec, reconnect_delay_sec, args.fast_io_fail_timeout_sec)
+            .map_err(|e| ConfigError::Resiliency(format!("-l/-o/-u: {}", e.message)))?;
+        if (args.selector.is_some() || args.rr_min_io.is_some()) && args.policy != Some(PolicyArg::ActiveActive) {
+            return Err(ConfigError::SelectorWithoutActiveActive);
+        }
+        let run_ns = args.runtime.saturating_add(args.ramp_time).saturating_mul(NS_PER_S);
+        let kill_a_after_ns = match args.kill_a_after {
+            None => Some(run_ns / 2),
+            Some(s) if !s.is_finite() || s < 0.0 => return Err(ConfigError::BadKillTime),
+            Some(s) if s == 0.0 => None,
+            Some(s) => Some((s * NS_PER_S as f64) as u64),
+        };
+        let target = if args.embedded || (args.trid.is_empty() && args.config.is_none()) {
+            TargetMode::Embedded {
+                listen: args.trid,
+                gateways: args.gateways,
+                kill_a_after_ns: if args.gateways >= 2 { kill_a_after_ns } else { None },
+                file: args.embedded_file,
+            }
         } else {
             TargetMode::Remote { trids: args.trid }
         };
+        let paths = PathOptions {
+            mode: args.multipath,
+            ctrlr_loss_timeout_sec: args.ctrlr_loss_timeout_sec,
+            reconnect_delay_sec,
+            fast_io_fail_timeout_sec: args.fast_io_fail_timeout_sec,
+            keep_alive_ms: args.keep_alive_ms,
+            policy: args.policy,
+            selector: args.selector,
+            rr_min_io: args.rr_min_io,
+            config_file: args.config,
+            rpc_socket: args.rpc_socket,
+        };
         Ok(BenchConfig {
             target,
+            paths,
             header_digest: args.hdgst,
             data_digest: args.ddgst,
             pattern: args.rw,
@@ -454,7 +651,13 @@ mod tests {
     #[test]
     fn defaults_match_the_documented_ones() {
         let c = parse(&[]).unwrap();
-        assert_eq!(c.target, TargetMode::Embedded { listen: vec![] });
+        assert_eq!(
+            c.target,
+            TargetMode::Embedded { listen: vec![], gateways: 2, kill_a_after_ns: Some(5 * NS_PER_S), file: None }
+        );
+        assert!(c.uses_multipath());
+        assert_eq!(c.paths.ctrlr_loss_timeout_sec, -1);
+        assert_eq!(c.paths.reconnect_delay_sec, 1);
         assert_eq!(c.pattern, RwPattern::Read);
         assert_eq!(c.rwmixread_pct, 50);
         assert_eq!(c.io_size_bytes, 4096);
@@ -516,7 +719,7 @@ mod tests {
     #[test]
     fn embedded_with_trid_listens_there() {
         let c = parse(&["--embedded", "--trid", "trtype:tcp traddr:127.0.0.9"]).unwrap();
-        let TargetMode::Embedded { listen } = c.target else { panic!() };
+        let TargetMode::Embedded { listen, .. } = c.target else { panic!() };
         assert_eq!(listen[0].traddr, "127.0.0.9");
     }
 
@@ -548,6 +751,62 @@ mod tests {
     }
 
     #[test]
+    fn multipath_flags_parse_with_spdk_short_aliases() {
+        let c = parse(&[
+            "--trid=trtype:tcp traddr:127.0.0.2 subnqn:nqn.x",
+            "--trid=trtype:tcp traddr:127.0.0.3 subnqn:nqn.x",
+            "--multipath=failover",
+            "-l",
+            "-1",
+            "-o",
+            "2",
+            "-u",
+            "5",
+            "--keep-alive-ms=2000",
+            "--policy=active_active",
+            "--selector=queue_depth",
+            "--rpc-socket=/tmp/b.sock",
+        ])
+        .unwrap();
+        assert!(c.uses_multipath());
+        let p = &c.paths;
+        assert_eq!(p.mode, Some(MultipathArg::Failover));
+        assert_eq!((p.ctrlr_loss_timeout_sec, p.reconnect_delay_sec, p.fast_io_fail_timeout_sec), (-1, 2, 5));
+        assert_eq!(p.keep_alive_ms, Some(2000));
+        assert_eq!((p.policy, p.selector), (Some(PolicyArg::ActiveActive), Some(SelectorArg::QueueDepth)));
+        assert_eq!(p.rpc_socket.as_deref(), Some(std::path::Path::new("/tmp/b.sock")));
+    }
+
+    #[test]
+    fn one_trid_without_multipath_options_keeps_the_raw_single_path() {
+        let c = parse(&["--trid=trtype:tcp traddr:127.0.0.2 subnqn:nqn.x"]).unwrap();
+        assert!(!c.uses_multipath());
+        let c = parse(&["--trid=trtype:tcp traddr:127.0.0.2 subnqn:nqn.x", "--multipath=multipath"]).unwrap();
+        assert!(c.uses_multipath());
+        let c = parse(&["--gateways=1"]).unwrap();
+        assert!(!c.uses_multipath());
+        assert!(matches!(c.target, TargetMode::Embedded { kill_a_after_ns: None, .. }));
+        let c = parse(&["--config=/x.json"]).unwrap();
+        assert!(matches!(&c.target, TargetMode::Remote { trids } if trids.is_empty()));
+        assert!(c.uses_multipath());
+    }
+
+    #[test]
+    fn rejects_reconnect_settings_spdk_rejects() {
+        for bad in [&["-l", "5", "-o", "0"][..], &["-l", "5", "-o", "1", "-u", "9"], &["-l", "0", "-o", "1"]] {
+            // (-l 0 alone is fine: the delay then defaults to 0.)
+            assert!(matches!(parse(bad), Err(CliError::Config(ConfigError::Resiliency(_)))), "{bad:?}");
+        }
+        assert!(matches!(
+            parse(&["--selector=round_robin"]),
+            Err(CliError::Config(ConfigError::SelectorWithoutActiveActive))
+        ));
+        assert_eq!(parse(&["-l", "0"]).unwrap().paths.reconnect_delay_sec, 0);
+        assert!(matches!(parse(&["--kill-a-after=-1"]), Err(CliError::Config(ConfigError::BadKillTime))));
+        assert!(matches!(parse(&["--policy=round_robin"]), Err(CliError::Usage(_))));
+    }
+
+    #[test]
     fn rwmixwrite_sets_the_read_share() {
         assert_eq!(parse(&["--rwmixwrite", "30"]).unwrap().rwmixread_pct, 70);
         assert_eq!(parse(&["--rwmixread", "70", "--rwmixwrite", "30"]).unwrap().rwmixread_pct, 70);
@@ -569,7 +828,8 @@ mod tests {
     fn help_mentions_the_embedded_default() {
         use clap::CommandFactory;
         let help = Args::command().render_long_help().to_string();
-        assert!(help.contains("Without --trid, corepath-bench starts an in-process gateway"));
+        assert!(help.contains("Without --trid, corepath-bench starts in-process gateways"));
+        assert!(help.contains("--kill-a-after"));
         assert!(help.contains("--rwmixread"));
     }
 }

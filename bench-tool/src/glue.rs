@@ -1,7 +1,9 @@
-//! Where the engine plugs in: start the in-process gateway (embedded mode) or
-//! take the remote transport IDs, attach the controller, learn the
-//! namespace's geometry, run one [`Job`] per core as an engine
-//! [`CoreJob`], and hand back the jobs' statistics.
+//! Where the engine plugs in: start the in-process gateways (embedded mode)
+//! or take the remote transport IDs, attach, learn the namespace's geometry,
+//! run one [`Job`] per core as an engine [`CoreJob`], and hand back the jobs'
+//! statistics. One path without multipath options uses the engine's raw
+//! single-path IO here (the perf baseline); everything else goes through
+//! multipath ([`crate::mpglue`]).
 
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -14,7 +16,8 @@ use engine::{
 use transport_tcp::TcpHostTransport;
 
 use crate::cli::{BenchConfig, TargetMode};
-use crate::embedded::EmbeddedGateway;
+use crate::embedded::{EmbeddedGateway, EmbeddedPair};
+use crate::failover::MultipathReport;
 use crate::job::{IoStatus, Job, JobSpec};
 use crate::plan::{plan_jobs, NamespaceGeometry};
 use crate::report::JobReport;
@@ -43,40 +46,77 @@ pub enum GlueError {
     /// No path was given.
     #[error("no transport ID to connect to")]
     NoPath,
-    /// More than one path: multipath is not built yet.
-    #[error("{0} paths given, but multipath is not implemented yet: give one --trid")]
-    MultipathNotYet(usize),
+    /// Several paths but raw single-path IO was asked for.
+    #[error("{0} paths given: several paths need multipath")]
+    SeveralPathsRaw(usize),
+    /// A host RPC (attach, policy, config file) was refused.
+    #[error("{0}")]
+    Rpc(String),
     /// A job never finished.
     #[error("jobs did not finish within {0:?} after the run time")]
     Hung(Duration),
 }
 
+/// What a run produced.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    /// Each job's outcome.
+    pub jobs: Vec<JobReport>,
+    /// Per-path counts and the failover report (multipath runs).
+    pub multipath: Option<MultipathReport>,
+}
+
 /// Runs the benchmark described by `config` and returns each job's outcome.
-pub fn run_job(config: &BenchConfig) -> Result<Vec<JobReport>, GlueError> {
-    // Keep the gateway alive for the whole run; it stops when dropped.
+pub fn run_job(config: &BenchConfig) -> Result<RunOutcome, GlueError> {
     let cores: Vec<usize> = config.cores.iter().map(|&c| c as usize).collect();
-    let (_gateway, trids) = match &config.target {
-        TargetMode::Embedded { listen } => {
-            let gw = EmbeddedGateway::start(listen, &cores).map_err(|e| GlueError::Embedded(format!("{e:#}")))?;
-            let trids = gw.trids().to_vec();
-            (Some(gw), trids)
+    let embedded_err = |e: anyhow::Error| GlueError::Embedded(format!("{e:#}"));
+    match &config.target {
+        TargetMode::Embedded { listen, gateways, kill_a_after_ns, file } if *gateways >= 2 => {
+            // Keep the gateways alive for the whole run; they stop when dropped.
+            let mut pair = EmbeddedPair::start(listen, &cores, file.as_deref()).map_err(embedded_err)?;
+            let trids = pair.trids().to_vec();
+            let kill = kill_a_after_ns.map(|after_ns| crate::mpglue::KillA { after_ns, pair: &mut pair });
+            crate::mpglue::run_multipath(config, &trids, kill)
         }
-        TargetMode::Remote { trids } => (None, trids.clone()),
-    };
+        TargetMode::Embedded { listen, .. } => {
+            let gw = EmbeddedGateway::start(listen, &cores).map_err(embedded_err)?;
+            let trids = gw.trids().to_vec();
+            let outcome = run_single_or_multi(config, &trids);
+            drop(gw);
+            outcome
+        }
+        TargetMode::Remote { trids } => run_single_or_multi(config, trids),
+    }
+}
+
+fn run_single_or_multi(config: &BenchConfig, trids: &[TransportId]) -> Result<RunOutcome, GlueError> {
+    if config.uses_multipath() {
+        return crate::mpglue::run_multipath(config, trids, None);
+    }
+    let jobs = run_raw(config, trids)?;
+    Ok(RunOutcome { jobs, multipath: None })
+}
+
+/// One path through the engine's raw API: no multipath layer in the way.
+fn run_raw(config: &BenchConfig, trids: &[TransportId]) -> Result<Vec<JobReport>, GlueError> {
+    let cores: Vec<usize> = config.cores.iter().map(|&c| c as usize).collect();
     if trids.len() > 1 {
-        return Err(GlueError::MultipathNotYet(trids.len()));
+        return Err(GlueError::SeveralPathsRaw(trids.len()));
     }
     let trid: &TransportId = trids.first().ok_or(GlueError::NoPath)?;
 
     let mut opts = EngineOptions::on_cores(&cores);
     opts.idle = IdlePolicy::BusyPoll;
     let engine = Engine::start(opts, |_| TcpHostTransport::new())?;
-    let ctrlr_opts = ControllerOptions {
+    let mut ctrlr_opts = ControllerOptions {
         header_digest: config.header_digest,
         data_digest: config.data_digest,
         io_queue_depth: config.iodepth.max(128),
         ..ControllerOptions::default()
     };
+    if let Some(ms) = config.paths.keep_alive_ms {
+        ctrlr_opts.keep_alive_timeout_ms = ms;
+    }
     let ctrlr = engine.attach_controller(trid, &ctrlr_opts)?;
     let ns_data = ctrlr.data.namespaces.first().ok_or_else(|| GlueError::NoNamespace(trid.to_string()))?;
     let ns = ctrlr.namespace(ns_data.nsid).ok_or_else(|| GlueError::NoNamespace(trid.to_string()))?;

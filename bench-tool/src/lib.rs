@@ -8,8 +8,10 @@
 
 pub mod cli;
 pub mod embedded;
+pub mod failover;
 pub mod glue;
 pub mod job;
+pub mod mpglue;
 pub mod plan;
 pub mod report;
 pub mod size;

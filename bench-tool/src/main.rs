@@ -31,9 +31,14 @@ fn main() -> ExitCode {
 /// Runs the jobs and prints the report; returns the report's exit code.
 fn run(config: &BenchConfig) -> anyhow::Result<i32> {
     let timestamp_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-    let jobs = glue::run_job(config).context("running the jobs")?;
-    let report =
-        RunReport { jobs, options: config.job_options(), timestamp_ms, group_reporting: config.group_reporting };
+    let outcome = glue::run_job(config).context("running the jobs")?;
+    let report = RunReport {
+        jobs: outcome.jobs,
+        options: config.job_options(),
+        timestamp_ms,
+        group_reporting: config.group_reporting,
+        multipath: outcome.multipath,
+    };
     match config.output_format {
         OutputFormat::Normal => print!("{}", normal_report(&report)),
         OutputFormat::Json => println!("{}", json_report(&report)),

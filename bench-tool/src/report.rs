@@ -11,6 +11,7 @@ use std::fmt::Write as _;
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
+use crate::failover::{normal_text, MultipathReport};
 use crate::size::{num2str, Base};
 use crate::stats::{DirStats, JobStats, SampleStat, FIO_PERCENTILES};
 use crate::workload::IoOp;
@@ -58,6 +59,8 @@ pub struct RunReport {
     pub timestamp_ms: u64,
     /// Merge all jobs into one entry.
     pub group_reporting: bool,
+    /// Per-path IO counts and the failover report (multipath runs).
+    pub multipath: Option<MultipathReport>,
 }
 
 impl RunReport {
@@ -128,6 +131,8 @@ struct JsonRoot<'a> {
     #[serde(rename = "global options")]
     global_options: OptionMap<'a>,
     jobs: Vec<JsonJob>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    multipath: Option<&'a MultipathReport>,
 }
 
 struct OptionMap<'a>(&'a [(&'static str, String)]);
@@ -331,6 +336,7 @@ pub fn json_report(report: &RunReport) -> String {
         timestamp_ms: report.timestamp_ms,
         global_options: OptionMap(&report.options),
         jobs,
+        multipath: report.multipath.as_ref(),
     };
     // Plain structs of numbers and strings with string keys always serialize.
     serde_json::to_string_pretty(&root).unwrap_or_default()
@@ -505,6 +511,9 @@ pub fn normal_report(report: &RunReport) -> String {
             runtimes.iter().copied().max().unwrap_or(0)
         );
     }
+    if let Some(mp) = &report.multipath {
+        out.push_str(&normal_text(mp));
+    }
     out
 }
 
@@ -538,6 +547,7 @@ mod tests {
             options: vec![("rw", "randrw".into()), ("bs", "4k".into())],
             timestamp_ms: 1_700_000_000_123,
             group_reporting: group,
+            multipath: None,
         }
     }
 
@@ -604,6 +614,39 @@ mod tests {
         assert_eq!(j["trim"]["total_ios"], 0);
         assert_eq!(j["corepath"]["verify_errors"], 0);
         assert_eq!(j["corepath"]["core"], 1);
+    }
+
+    #[test]
+    fn multipath_runs_add_paths_and_failover_events_to_both_reports() {
+        use crate::failover::{FailoverEvent, PathCount};
+        let mut r = report(vec![sample_job(0)], false);
+        assert!(json(&r).get("multipath").is_none());
+        r.multipath = Some(MultipathReport {
+            bdev: "Nvme0n1".into(),
+            policy: "active_passive".into(),
+            paths: vec![PathCount { path: "127.0.0.3:4420".into(), cntlid: 32761, state: "enabled".into(), ios: 9 }],
+            events: vec![FailoverEvent {
+                at_ms: 5.0,
+                path: "127.0.0.2:4420".into(),
+                what: "failed (peer closed): x".into(),
+                longest_gap_ms: 3.5,
+                gap_start_ms: 4.0,
+                gap_core: Some(0),
+                max_latency_ms: 4.0,
+                io_errors: 0,
+            }],
+            retries: 2,
+            failed_no_path: 0,
+            held_max: 1,
+            io_errors: 0,
+            verify_errors: 0,
+        });
+        let v = json(&r);
+        assert_eq!(v["multipath"]["paths"][0]["ios"], 9);
+        assert_eq!(v["multipath"]["events"][0]["longest_gap_ms"], 3.5);
+        assert_eq!(v["multipath"]["events"][0]["gap_core"], 0);
+        assert_eq!(v["multipath"]["io_errors"], 0);
+        assert!(normal_report(&r).contains("Failover report (1 path events):"));
     }
 
     #[test]

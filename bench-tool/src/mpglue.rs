@@ -1,0 +1,437 @@
+//! Multipath runs: every path attached as controller `Nvme0` through the
+//! host RPC (the same [`HostRpc`] `--rpc-socket` serves, so the bench is
+//! configured exactly as a user would configure it), one [`MpChannel`] per
+//! job on the bdev, path events collected while the jobs run, and the
+//! failover report at the end.
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use engine::host::ctrlr::PathEventKind;
+use engine::{
+    ControllerOptions, CoreJob, Engine, EngineOptions, HostQpair, IdlePolicy, IoBuf, IoCompletion, IoContext,
+    JobStatus, SubmitErrorKind, TransportId,
+};
+use multipath::{ChannelStats, MpBdev, MpChannel, MultipathHost};
+use rpc::{HostRpc, Router};
+use serde_json::{json, Value};
+use transport_tcp::TcpHostTransport;
+
+use crate::cli::{BenchConfig, MultipathArg, PolicyArg, SelectorArg};
+use crate::embedded::EmbeddedPair;
+use crate::failover::{analyse, MultipathReport, PathCount, PathEventRecord, Timeline};
+use crate::glue::{GlueError, RunOutcome};
+use crate::job::{IoStatus, Job, JobSpec};
+use crate::plan::{plan_jobs, NamespaceGeometry};
+use crate::report::JobReport;
+use crate::stats::{JobStats, LiveCounters};
+use crate::status::StatusLine;
+use crate::workload::IoOp;
+
+/// The controller name the bench attaches its paths under (DESIGN.md's).
+pub const CONTROLLER_NAME: &str = "Nvme0";
+/// How long after the run time the jobs may take to drain before the run counts as hung.
+const DRAIN_LIMIT: Duration = Duration::from_secs(30);
+
+/// Embedded failover: stop gateway A this long after the jobs start.
+pub struct KillA<'a> {
+    /// When, after the jobs start.
+    pub after_ns: u64,
+    /// The gateways.
+    pub pair: &'a mut EmbeddedPair,
+}
+
+/// `bdev_nvme_attach_controller` params for one bench path.
+pub fn attach_params(config: &BenchConfig, trid: &TransportId) -> Value {
+    let p = &config.paths;
+    let mut v = json!({
+        "name": CONTROLLER_NAME,
+        "trtype": trid.trtype.as_str(),
+        "adrfam": trid.adrfam.as_str(),
+        "traddr": trid.traddr,
+        "trsvcid": trid.trsvcid,
+        "subnqn": trid.subnqn,
+        "multipath": p.mode.unwrap_or(MultipathArg::Multipath).spdk_name(),
+        "ctrlr_loss_timeout_sec": p.ctrlr_loss_timeout_sec,
+        "reconnect_delay_sec": p.reconnect_delay_sec,
+        "fast_io_fail_timeout_sec": p.fast_io_fail_timeout_sec,
+        "hdgst": config.header_digest,
+        "ddgst": config.data_digest,
+    });
+    if let Some(ms) = p.keep_alive_ms {
+        v["keep_alive_timeout_ms"] = json!(ms);
+    }
+    v
+}
+
+fn call(router: &Router, method: &str, params: Value) -> Result<Value, GlueError> {
+    router.call(method, Some(&params)).map_err(|e| GlueError::Rpc(format!("{method}: {} (code {})", e.message, e.code)))
+}
+
+fn path_name(t: &TransportId) -> String {
+    format!("{}:{}", t.traddr, t.trsvcid)
+}
+
+fn describe(kind: &PathEventKind) -> String {
+    match kind {
+        PathEventKind::Failed { reason, peer_closed: true } => format!("failed (peer closed): {reason}"),
+        PathEventKind::Failed { reason, peer_closed: false } => format!("failed: {reason}"),
+        PathEventKind::ReconnectStarted => "reconnect started".into(),
+        PathEventKind::ReconnectFailed(why) => format!("reconnect failed: {why}"),
+        PathEventKind::Reconnected { cntlid } => format!("reconnected (cntlid {cntlid})"),
+        PathEventKind::Lost => "lost (ctrlr_loss_timeout ran out)".into(),
+        PathEventKind::AnaChanged { nsid, state } => format!("ANA state of nsid {nsid}: {state:?}"),
+    }
+}
+
+/// Runs the jobs on `Nvme0n1` (or the config file's first bdev) through multipath.
+pub fn run_multipath(
+    config: &BenchConfig,
+    trids: &[TransportId],
+    mut kill: Option<KillA<'_>>,
+) -> Result<RunOutcome, GlueError> {
+    let cores: Vec<usize> = config.cores.iter().map(|&c| c as usize).collect();
+    let mut opts = EngineOptions::on_cores(&cores);
+    opts.idle = IdlePolicy::BusyPoll;
+    let engine = Arc::new(Engine::start(opts, |_| TcpHostTransport::new())?);
+    let host = Arc::new(MultipathHost::new(engine.clone()));
+    let defaults = ControllerOptions { io_queue_depth: config.iodepth.max(128), ..ControllerOptions::default() };
+    let mut router = Router::new();
+    // A fresh router has no methods, so this cannot clash.
+    let _ = router.add(Arc::new(HostRpc::with_defaults(host.clone(), defaults)));
+    let router = Arc::new(router);
+
+    let result = run_on_host(config, trids, &engine, &host, &router, kill.as_mut());
+    host.detach_all();
+    drop(router);
+    drop(host);
+    if let Ok(engine) = Arc::try_unwrap(engine) {
+        engine.shutdown();
+    }
+    result
+}
+
+fn run_on_host(
+    config: &BenchConfig,
+    trids: &[TransportId],
+    engine: &Arc<Engine<TcpHostTransport>>,
+    host: &Arc<MultipathHost<TcpHostTransport>>,
+    router: &Arc<Router>,
+    mut kill: Option<&mut KillA<'_>>,
+) -> Result<RunOutcome, GlueError> {
+    for trid in trids {
+        let names = call(router, "bdev_nvme_attach_controller", attach_params(config, trid))?;
+        eprintln!("corepath-bench: attached {trid} as {CONTROLLER_NAME}: {names}");
+    }
+    if let Some(path) = &config.paths.config_file {
+        rpc::load_config_file(path, router).map_err(|e| GlueError::Rpc(format!("{e:#}")))?;
+    }
+    let bdev: Arc<MpBdev> = host
+        .bdevs()
+        .into_iter()
+        .map(|(b, _)| b)
+        .next()
+        .ok_or_else(|| GlueError::NoNamespace(trids.first().map_or("the config".into(), ToString::to_string)))?;
+    if let Some(policy) = config.paths.policy {
+        let mut params = json!({"name": bdev.name(), "policy": match policy {
+            PolicyArg::ActivePassive => "active_passive",
+            PolicyArg::ActiveActive => "active_active",
+        }});
+        if let Some(s) = config.paths.selector {
+            params["selector"] = json!(match s {
+                SelectorArg::RoundRobin => "round_robin",
+                SelectorArg::QueueDepth => "queue_depth",
+            });
+        }
+        if let Some(n) = config.paths.rr_min_io {
+            params["rr_min_io"] = json!(n);
+        }
+        call(router, "bdev_nvme_set_multipath_policy", params)?;
+    }
+    let server = match &config.paths.rpc_socket {
+        Some(path) => Some(serve(path, router)?),
+        None => None,
+    };
+
+    let geometry = NamespaceGeometry { block_size_bytes: bdev.block_size, num_blocks: bdev.num_blocks };
+    let nonce = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    let specs = plan_jobs(config, geometry, nonce)?;
+
+    let (done_tx, done_rx) = mpsc::channel::<MpJobResult>();
+    let mut live: Vec<Arc<LiveCounters>> = Vec::with_capacity(specs.len());
+    let mut meta: Vec<(u32, u32)> = Vec::with_capacity(specs.len());
+    let mut total_ns = 0u64;
+    let run_start_ns = engine.now_ns();
+    for (reactor, spec) in specs.into_iter().enumerate() {
+        total_ns = total_ns.max(spec.ramp_ns + spec.runtime_ns);
+        meta.push((spec.job_index, spec.core));
+        let span_ns = spec.ramp_ns + spec.runtime_ns + DRAIN_LIMIT.as_nanos() as u64;
+        let job = MpCoreJob::new(spec, bdev.clone(), span_ns, done_tx.clone())?;
+        live.push(job.live_counters());
+        engine.spawn_job(reactor, Box::new(job))?;
+    }
+    drop(done_tx);
+
+    let mut events: Vec<PathEventRecord> = Vec::new();
+    let take_events = |events: &mut Vec<PathEventRecord>| {
+        for r in host.drain_events() {
+            let rec = PathEventRecord { at_ns: r.event.at_ns, path: path_name(&r.trid), what: describe(&r.event.kind) };
+            eprintln!(
+                "corepath-bench: path {} at +{:.1} ms: {}",
+                rec.path,
+                rec.at_ns.saturating_sub(run_start_ns) as f64 / 1e6,
+                rec.what
+            );
+            events.push(rec);
+        }
+    };
+    let mut status = StatusLine::for_stderr(config.status_interval_ns);
+    let start = Instant::now();
+    let deadline = Duration::from_nanos(total_ns) + DRAIN_LIMIT;
+    let mut results: Vec<Option<MpJobResult>> = (0..meta.len()).map(|_| None).collect();
+    let mut remaining = meta.len();
+    let mut hung = false;
+    while remaining > 0 {
+        match done_rx.recv_timeout(Duration::from_millis(20)) {
+            Ok(r) => {
+                if let Some(slot) = meta.iter().position(|(j, _)| *j == r.job_index) {
+                    results[slot] = Some(r);
+                    remaining -= 1;
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        if let Some(k) = kill.as_deref_mut() {
+            if engine.now_ns().saturating_sub(run_start_ns) >= k.after_ns {
+                let a = k.pair.trids().first().map(path_name).unwrap_or_default();
+                let at_ns = engine.now_ns();
+                if k.pair.kill_a() {
+                    eprintln!(
+                        "corepath-bench: killed gateway A ({a}) at +{:.1} ms",
+                        (at_ns - run_start_ns) as f64 / 1e6
+                    );
+                    events.push(PathEventRecord {
+                        at_ns,
+                        path: a,
+                        what: "gateway A killed (in-process: reactors stopped, sockets closed)".into(),
+                    });
+                }
+                kill = None;
+            }
+        }
+        take_events(&mut events);
+        let elapsed_ns = start.elapsed().as_nanos() as u64;
+        let snaps: Vec<_> = live.iter().map(|l| l.snapshot()).collect();
+        status.update(elapsed_ns, &snaps, config.pattern, elapsed_ns, total_ns);
+        if start.elapsed() > deadline {
+            hung = true;
+            break;
+        }
+    }
+    status.finish();
+    take_events(&mut events);
+    events.sort_by_key(|e| e.at_ns);
+    // Counts and states before the paths are detached.
+    let ctrlrs = host.controllers(None).unwrap_or_default();
+    if let Some(server) = server {
+        server.shutdown();
+    }
+    if hung {
+        return Err(GlueError::Hung(DRAIN_LIMIT));
+    }
+
+    let done: Vec<(u32, u32, MpJobResult)> =
+        meta.into_iter().zip(results).filter_map(|((j, core), r)| r.map(|r| (j, core, r))).collect();
+    let mut per_ctrlr = [0u64; engine::host::MAX_CONTROLLERS];
+    let (mut retries, mut failed_no_path, mut held_max) = (0, 0, 0);
+    for (_, _, r) in &done {
+        for (sum, n) in per_ctrlr.iter_mut().zip(r.channel.ios_per_ctrlr.iter()) {
+            *sum += n;
+        }
+        retries += r.channel.retries;
+        failed_no_path += r.channel.failed_no_path;
+        held_max = held_max.max(r.channel.held_max);
+    }
+    let paths = ctrlrs
+        .iter()
+        .flat_map(|c| c.paths.iter())
+        .map(|p| PathCount {
+            path: path_name(&p.trid),
+            cntlid: p.cntlid,
+            state: p.state.spdk_name().to_string(),
+            ios: per_ctrlr.get(usize::from(p.ctrlr_index)).copied().unwrap_or(0),
+        })
+        .collect();
+    let timelines: Vec<(u32, &Timeline)> = done.iter().map(|(_, core, r)| (*core, &r.timeline)).collect();
+    let failover_events = analyse(&events, &timelines, run_start_ns);
+    let io_errors = done.iter().map(|(_, _, r)| r.stats.io_errors()).sum();
+    let verify_errors = done.iter().map(|(_, _, r)| r.stats.verify_errors).sum();
+    let report = MultipathReport {
+        bdev: bdev.name().to_string(),
+        policy: bdev.policy().name().to_string(),
+        paths,
+        events: failover_events,
+        retries,
+        failed_no_path,
+        held_max,
+        io_errors,
+        verify_errors,
+    };
+    let jobs = done
+        .into_iter()
+        .map(|(job_index, core, r)| JobReport { name: config.job_name.clone(), job_index, core, stats: r.stats })
+        .collect();
+    Ok(RunOutcome { jobs, multipath: Some(report) })
+}
+
+fn serve(path: &Path, router: &Arc<Router>) -> Result<rpc::ServerHandle, GlueError> {
+    let server = rpc::serve(path, router.clone())
+        .map_err(|e| GlueError::Rpc(format!("serving the host RPC on {}: {}", path.display(), e.message)))?;
+    eprintln!("corepath-bench: host RPC on {}", path.display());
+    Ok(server)
+}
+
+/// What a multipath job sends home when it is done.
+struct MpJobResult {
+    job_index: u32,
+    stats: JobStats,
+    channel: ChannelStats,
+    timeline: Timeline,
+}
+
+/// One bench job on one reactor doing its IO through an [`MpChannel`].
+struct MpCoreJob {
+    /// Taken out when the job is done.
+    job: Option<Job>,
+    job_index: u32,
+    ch: MpChannel,
+    /// One buffer per slot, made here, before the run.
+    bufs: Vec<Option<IoBuf>>,
+    timeline: Option<Timeline>,
+    started: bool,
+    done_tx: Option<mpsc::Sender<MpJobResult>>,
+}
+
+impl MpCoreJob {
+    fn new(
+        spec: JobSpec,
+        bdev: Arc<MpBdev>,
+        span_ns: u64,
+        done_tx: mpsc::Sender<MpJobResult>,
+    ) -> Result<Self, GlueError> {
+        let bufs = (0..spec.iodepth).map(|_| Some(IoBuf::new(spec.io_size_bytes as usize))).collect();
+        let ch = MpChannel::new(bdev, usize::from(spec.iodepth));
+        let job_index = spec.job_index;
+        Ok(MpCoreJob {
+            job: Some(Job::new(spec)?),
+            job_index,
+            ch,
+            bufs,
+            timeline: Some(Timeline::new(0, span_ns)),
+            started: false,
+            done_tx: Some(done_tx),
+        })
+    }
+
+    fn live_counters(&self) -> Arc<LiveCounters> {
+        self.job.as_ref().map(Job::live_counters).unwrap_or_default()
+    }
+
+    /// An IO's final completion: to the job (latency, verify) and the timeline.
+    fn finish_io(&mut self, now_ns: u64, done: IoCompletion) {
+        let slot = done.tag as u16;
+        let ok = done.status.is_success();
+        let status = if ok { IoStatus::Success } else { IoStatus::Failed(done.status.to_field()) };
+        let data: &[u8] = done.buf.as_ref().map_or(&[], IoBuf::as_slice);
+        if let Some(job) = self.job.as_mut() {
+            // A verify error is counted in the job's stats.
+            let _ = job.complete(slot, status, data, now_ns);
+        }
+        if let Some(t) = self.timeline.as_mut() {
+            t.record(now_ns, now_ns.saturating_sub(done.submit_ns), !ok);
+        }
+        if let Some(b) = self.bufs.get_mut(usize::from(slot)) {
+            *b = done.buf;
+        }
+    }
+}
+
+impl<Q: HostQpair> CoreJob<Q> for MpCoreJob {
+    fn poll(&mut self, io: &mut IoContext<'_, Q>) -> JobStatus {
+        let now_ns = io.now_ns();
+        if self.job.is_none() {
+            return JobStatus::Finished;
+        }
+        if !self.started {
+            if let Some(job) = self.job.as_mut() {
+                job.start(now_ns);
+            }
+            if let Some(t) = self.timeline.as_mut() {
+                t.start(now_ns);
+            }
+            self.started = true;
+        }
+        self.ch.poll(io);
+        // IOs the channel gave up on (fast-IO-fail, every path lost) are IO errors.
+        while let Some(failed) = self.ch.take_failed() {
+            self.finish_io(now_ns, failed);
+        }
+        let Some(job) = self.job.as_mut() else { return JobStatus::Finished };
+        job.tick(now_ns);
+        while let Some(req) = job.next_io(now_ns) {
+            let slot = usize::from(req.slot);
+            let Some(mut buf) = self.bufs.get_mut(slot).and_then(Option::take) else {
+                job.cancel(req.slot);
+                break;
+            };
+            buf.set_len(req.len_bytes as usize);
+            let op = match req.op {
+                IoOp::Read => engine::IoOp::Read,
+                IoOp::Write => {
+                    job.fill_write(&req, buf.as_mut_slice());
+                    engine::IoOp::Write
+                }
+            };
+            if let Err(e) = self.ch.submit(io, op, req.slba, req.nlb, Some(buf), u64::from(req.slot)) {
+                if let Some(b) = self.bufs.get_mut(slot) {
+                    *b = e.buf;
+                }
+                match e.reason {
+                    SubmitErrorKind::QueueFull => job.cancel(req.slot),
+                    _ => {
+                        let status = protocol::Status::path(protocol::status::path::HOST_PATHING_ERROR).to_field();
+                        let _ = job.complete(req.slot, IoStatus::Failed(status), &[], now_ns);
+                        if let Some(t) = self.timeline.as_mut() {
+                            t.record(now_ns, 0, true);
+                        }
+                    }
+                }
+                break;
+            }
+        }
+        if job.is_done() && job.outstanding() == 0 && self.ch.outstanding() == 0 {
+            if let (Some(job), Some(tx), Some(mut timeline)) =
+                (self.job.take(), self.done_tx.take(), self.timeline.take())
+            {
+                timeline.finish(now_ns);
+                let _ = tx.send(MpJobResult {
+                    job_index: self.job_index,
+                    stats: job.into_stats(),
+                    channel: self.ch.stats().clone(),
+                    timeline,
+                });
+            }
+            return JobStatus::Finished;
+        }
+        JobStatus::Running
+    }
+
+    fn on_complete(&mut self, io: &mut IoContext<'_, Q>, done: IoCompletion) {
+        if let Some(done) = self.ch.on_complete(io, done) {
+            self.finish_io(io.now_ns(), done);
+        }
+    }
+}
