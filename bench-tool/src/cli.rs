@@ -504,7 +504,7 @@ impl BenchConfig {
         let kill_a_after_ns = match args.kill_a_after {
             None => Some(run_ns / 2),
             Some(s) if !s.is_finite() || s < 0.0 => return Err(ConfigError::BadKillTime),
-            Some(s) if s == 0.0 => None,
+            Some(0.0) => None,
             Some(s) => Some((s * NS_PER_S as f64) as u64),
         };
         let target = if args.embedded || (args.trid.is_empty() && args.config.is_none()) {
