@@ -43,6 +43,8 @@ pub struct SimConfig {
     pub max_delay_us: u64,
     /// Per mille of IOs sent past the end of the namespace (they must fail once, with a command error).
     pub invalid_per_mille: u32,
+    /// Step size once every fault healed (at least), µs.
+    pub drain_step_us: u64,
     /// After every fault healed, how long the world may take to settle, ms.
     pub drain_limit_ms: u64,
     /// Keep the text of the last events (for failure reports).
@@ -64,6 +66,7 @@ impl Default for SimConfig {
             max_faults_per_gateway: 3,
             max_delay_us: 10_000,
             invalid_per_mille: 5,
+            drain_step_us: 5_000,
             drain_limit_ms: 20_000,
             keep_text: true,
         }

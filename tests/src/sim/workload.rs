@@ -16,6 +16,9 @@ use super::trace::Trace;
 /// Marks a block written by the simulation ("SIM1").
 const MAGIC: u32 = 0x5349_4d31;
 
+/// Reads in flight while verifying every block (within the channel's capacity).
+const VERIFY_QUEUE_DEPTH: usize = 2;
+
 /// What the job does now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -67,6 +70,8 @@ pub struct Shared {
     verify_outstanding: usize,
     /// Longest time from submit to completion, ns.
     pub max_latency_ns: u64,
+    /// Resubmissions the channel made after path failures.
+    pub retries: u64,
 }
 
 impl Shared {
@@ -87,6 +92,7 @@ impl Shared {
             verify_cursor: 0,
             verify_outstanding: 0,
             max_latency_ns: 0,
+            retries: 0,
         }
     }
 
@@ -130,6 +136,11 @@ impl Shared {
     }
 }
 
+/// The word that fills the rest of version `version` of `block` (after the 16-byte header).
+fn filler(block: u64, version: u64) -> u64 {
+    (block.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ version.wrapping_mul(0xC2B2_AE3D_27D4_EB4F)) | 1
+}
+
 /// The content of version `version` of `block` (version 0: zeroes).
 pub fn fill(block: u64, version: u64, out: &mut [u8]) {
     if version == 0 {
@@ -139,34 +150,32 @@ pub fn fill(block: u64, version: u64, out: &mut [u8]) {
     out[0..4].copy_from_slice(&MAGIC.to_le_bytes());
     out[4..8].copy_from_slice(&(block as u32).to_le_bytes());
     out[8..16].copy_from_slice(&version.to_le_bytes());
-    let seed = block.wrapping_mul(31).wrapping_add(version.wrapping_mul(131));
-    for (i, x) in out[16..].iter_mut().enumerate() {
-        *x = (seed.wrapping_add(i as u64 * 7) >> 1) as u8;
+    let word = filler(block, version).to_le_bytes();
+    for chunk in out[16..].chunks_mut(8) {
+        chunk.copy_from_slice(&word[..chunk.len()]);
     }
 }
 
 /// The version a block's content carries (only the 16-byte header when `data` is that short).
 pub fn decode(block: u64, data: &[u8]) -> Result<u64, String> {
-    if data.len() < 16 {
+    let Some(header) = data.get(0..16) else {
         return Err("short".into());
-    }
-    let magic = u32::from_le_bytes(data[0..4].try_into().unwrap_or_default());
-    if magic == 0 && data.iter().all(|&x| x == 0) {
-        return Ok(0);
+    };
+    let magic = u32::from_le_bytes(header[0..4].try_into().unwrap_or_default());
+    let b = u32::from_le_bytes(header[4..8].try_into().unwrap_or_default());
+    let v = u64::from_le_bytes(header[8..16].try_into().unwrap_or_default());
+    if magic == 0 && b == 0 && v == 0 {
+        return if data.iter().all(|&x| x == 0) { Ok(0) } else { Err("zero header, data after it".into()) };
     }
     if magic != MAGIC {
         return Err(format!("magic {magic:#x}"));
     }
-    let b = u32::from_le_bytes(data[4..8].try_into().unwrap_or_default());
-    let v = u64::from_le_bytes(data[8..16].try_into().unwrap_or_default());
     if u64::from(b) != block {
         return Err(format!("holds block {b}'s data"));
     }
-    if data.len() > 16 {
-        let seed = block.wrapping_mul(31).wrapping_add(v.wrapping_mul(131));
-        if data[16..].iter().enumerate().any(|(i, &x)| x != (seed.wrapping_add(i as u64 * 7) >> 1) as u8) {
-            return Err(format!("version {v} torn"));
-        }
+    let word = filler(block, v).to_le_bytes();
+    if data[16..].chunks(8).any(|c| c != &word[..c.len()]) {
+        return Err(format!("version {v} torn"));
     }
     Ok(v)
 }
@@ -357,20 +366,29 @@ impl<Q: HostQpair> CoreJob<Q> for WorkloadJob {
             }
             Phase::Drain | Phase::Done => {}
             Phase::Verify => {
-                while s.verify_outstanding < self.params.queue_depth && s.verify_cursor < self.num_blocks {
+                while s.verify_outstanding < VERIFY_QUEUE_DEPTH && s.verify_cursor < self.num_blocks {
                     let lba = s.verify_cursor;
-                    s.verify_cursor += 1;
+                    let num_blocks = u64::from(self.params.max_blocks).min(self.num_blocks - lba);
+                    s.verify_cursor += num_blocks;
                     s.verify_outstanding += 1;
-                    s.locked[lba as usize] = true;
-                    let rec =
-                        IoRecord { op: IoOp::Read, lba, num_blocks: 1, expect_command_error: false, submit_ns: io.now_ns() };
-                    self.submit(io, &mut s, rec, IoBuf::new(self.block_size));
+                    for b in lba..lba + num_blocks {
+                        s.locked[b as usize] = true;
+                    }
+                    let rec = IoRecord {
+                        op: IoOp::Read,
+                        lba,
+                        num_blocks: num_blocks as u32,
+                        expect_command_error: false,
+                        submit_ns: io.now_ns(),
+                    };
+                    self.submit(io, &mut s, rec, IoBuf::new(num_blocks as usize * self.block_size));
                 }
                 if s.verify_cursor >= self.num_blocks && s.verify_outstanding == 0 {
                     s.phase = Phase::Done;
                 }
             }
         }
+        s.retries = self.ch.stats().retries;
         // The channel's own counters must agree with the application's.
         if self.ch.outstanding() != s.outstanding() {
             let what = format!(

@@ -131,6 +131,8 @@ struct Path {
     shared: Arc<CtrlrShared>,
     last_state: CtrlrState,
     failures: u32,
+    /// Failures and ANA changes: each may send every outstanding IO to another path once.
+    disturbances: u64,
 }
 
 /// The world of one seed.
@@ -149,6 +151,7 @@ pub(crate) struct World {
     shared: Arc<Mutex<Shared>>,
     step_ns: u64,
     reconnect_delay_ms: u64,
+    kato_ms: u32,
     steps: u64,
     events: Vec<PathEvent>,
     store_scratch: Vec<u8>,
@@ -191,6 +194,7 @@ impl World {
             shared,
             step_ns,
             reconnect_delay_ms,
+            kato_ms: 0,
             steps: 0,
             events: Vec::with_capacity(64),
             store_scratch: vec![0; 16],
@@ -268,16 +272,32 @@ impl World {
                 let (kind, a) = match &e.kind {
                     PathEventKind::Failed { peer_closed, .. } => {
                         p.failures += 1;
+                        p.disturbances += 1;
                         ("path failed", u64::from(*peer_closed))
                     }
                     PathEventKind::ReconnectStarted => ("reconnect started", 0),
                     PathEventKind::ReconnectFailed(_) => ("reconnect failed", 0),
                     PathEventKind::Reconnected { cntlid } => ("reconnected", u64::from(*cntlid)),
                     PathEventKind::Lost => ("path lost", 0),
-                    PathEventKind::AnaChanged { state, .. } => ("ana changed", *state as u64),
+                    PathEventKind::AnaChanged { state, .. } => {
+                        p.disturbances += 1;
+                        ("ana changed", *state as u64)
+                    }
                 };
                 s.trace.record(e.at_ns, kind, [i as u64, a, 0, 0]);
             }
+        }
+        // No retry storm: a path failure or ANA change moves each outstanding IO a few times at most
+        // (an IO also fails on the path it moved to if that one breaks too), never without end.
+        let disturbances: u64 = self.paths.iter().map(|p| p.disturbances).sum::<u64>()
+            + self.faults.iter().filter(|f| f.started).count() as u64;
+        let bound = 16 + 4 * self.cfg.queue_depth as u64 * (disturbances + 1);
+        if s.retries > bound {
+            let what = format!(
+                "retry storm: the channel resubmitted IOs {} times after {disturbances} path failures, ANA changes and faults",
+                s.retries
+            );
+            s.violate(now_ns, what);
         }
     }
 
@@ -357,6 +377,7 @@ impl World {
     /// Attaches both gateways as paths of one multipath bdev.
     fn attach(&mut self) -> Option<Arc<MpBdev>> {
         let kato_ms = self.rng.gen_range(self.cfg.kato_ms.0..=self.cfg.kato_ms.1);
+        self.kato_ms = kato_ms;
         let opts = ControllerOptions {
             keep_alive_timeout_ms: kato_ms,
             io_queue_depth: 32,
@@ -378,7 +399,7 @@ impl World {
                 self.violate(format!("attach {}: {e}", g.traddr));
                 return None;
             }
-            self.paths.push(Path { shared, last_state: CtrlrState::Connecting, failures: 0 });
+            self.paths.push(Path { shared, last_state: CtrlrState::Connecting, failures: 0, disturbances: 0 });
             replies.push(rx);
         }
         let mut data: Vec<Option<ControllerData>> = vec![None; replies.len()];
@@ -477,7 +498,9 @@ impl World {
         let healed_at = self.now_ns();
         // Long enough for every given-up association's keep-alive to run out on its gateway
         // (so a late write would have landed by now) and for every path to come back.
-        let min_drain_ns = 2 * u64::from(self.cfg.kato_ms.1) * 1_000_000 + 2 * self.reconnect_delay_ms * 1_000_000;
+        let min_drain_ns = 2 * u64::from(self.kato_ms) * 1_000_000 + 2 * self.reconnect_delay_ms * 1_000_000;
+        // Nothing fast happens any more: coarser steps.
+        self.step_ns = self.step_ns.max(self.cfg.drain_step_us * 1_000);
         let drain_limit_ns = self.cfg.drain_limit_ms * 1_000_000;
         let drained = self.run_until(drain_limit_ns, |w| w.now_ns() >= healed_at + min_drain_ns && w.settled());
         if !drained {
