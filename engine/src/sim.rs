@@ -8,12 +8,13 @@
 //! - `reset`: every connection to it is reset by the gateway's side (its unread input is lost);
 //! - `blackhole`: nothing passes either way; what was sent waits (as TCP retransmits) and
 //!   arrives once the blackhole is lifted, unless the sender closed meanwhile;
-//! - `set_delay`: each capsule arrives after a delay drawn from a range, so capsules on
-//!   one link can overtake each other (reorder).
+//! - `set_delay`: each connection gets a one-way delay drawn from a range; one
+//!   connection stays in order (a byte stream), different connections (the admin
+//!   queue and an IO queue) overtake each other.
 //!
-//! Closing follows TCP with RST: what already arrived at the peer stays readable there,
-//! then the peer reads "closed"; what had not arrived is lost. A close is not seen across
-//! a blackhole until it is lifted. Time is what the test sets with [`SimNetwork::set_now_ns`]
+//! Closing follows TCP with RST: what the closer sent before arrives first and stays
+//! readable, then the peer reads "closed"; the closer's unread input is lost. Across a
+//! blackhole nothing more arrives and the close is seen once the blackhole is lifted. Time is what the test sets with [`SimNetwork::set_now_ns`]
 //! (0 if never set: every capsule arrives at once, in order).
 
 use std::collections::{HashMap, VecDeque};
@@ -36,40 +37,53 @@ struct InFlight<T> {
     data: Vec<u8>,
 }
 
-/// One direction of a link.
+/// One direction of a link: a byte stream, so capsules arrive in the order sent.
 struct Direction<T> {
     queue: VecDeque<InFlight<T>>,
+    /// Arrival time of the last capsule sent (the next cannot arrive before it).
+    last_arrive_ns: u64,
+    /// The sender closed; its RST arrives at the peer after everything sent before.
+    closed_arrive_ns: Option<u64>,
 }
 
 impl<T> Default for Direction<T> {
     fn default() -> Self {
-        Direction { queue: VecDeque::new() }
+        Direction { queue: VecDeque::new(), last_arrive_ns: 0, closed_arrive_ns: None }
     }
 }
 
 impl<T> Direction<T> {
-    /// Takes the capsule that arrived first (by arrival time, then send order).
-    fn take_arrived(&mut self, now_ns: u64) -> Option<InFlight<T>> {
-        let mut best: Option<(usize, u64)> = None;
-        for (i, m) in self.queue.iter().enumerate() {
-            if m.arrive_ns <= now_ns && best.is_none_or(|(_, t)| m.arrive_ns < t) {
-                best = Some((i, m.arrive_ns));
-            }
-        }
-        self.queue.remove(best?.0)
+    /// Queues a capsule sent at `now_ns` that takes `delay_ns` to cross.
+    fn send(&mut self, now_ns: u64, delay_ns: u64, msg: T, data: Vec<u8>) {
+        let arrive_ns = (now_ns + delay_ns).max(self.last_arrive_ns);
+        self.last_arrive_ns = arrive_ns;
+        self.queue.push_back(InFlight { arrive_ns, msg, data });
     }
 
-    /// The sender closed at `now_ns`: what had not arrived is lost.
-    fn sender_closed(&mut self, now_ns: u64, blackholed: bool) {
+    /// Takes the next capsule if it has arrived.
+    fn take_arrived(&mut self, now_ns: u64) -> Option<InFlight<T>> {
+        if self.queue.front()?.arrive_ns <= now_ns {
+            self.queue.pop_front()
+        } else {
+            None
+        }
+    }
+
+    /// The sender closed at `now_ns` (RST). Across a blackhole nothing it sent
+    /// arrives any more (it will not retransmit); otherwise what is on the wire
+    /// arrives, then the reset.
+    fn sender_closed(&mut self, now_ns: u64, delay_ns: u64, blackholed: bool) {
         if blackholed {
             self.queue.clear();
+            self.closed_arrive_ns = Some(now_ns);
         } else {
-            self.queue.retain(|m| m.arrive_ns <= now_ns);
+            self.closed_arrive_ns = Some((now_ns + delay_ns).max(self.last_arrive_ns));
         }
     }
 
-    fn has_arrived(&self, now_ns: u64) -> bool {
-        self.queue.iter().any(|m| m.arrive_ns <= now_ns)
+    /// The peer reads "closed": the reset arrived and everything before it was read.
+    fn peer_sees_closed(&self, now_ns: u64) -> bool {
+        self.closed_arrive_ns.is_some_and(|t| t <= now_ns) && self.queue.is_empty()
     }
 }
 
@@ -80,16 +94,17 @@ struct Link {
     host_closed: bool,
     target_closed: bool,
     blackholed: bool,
-    delay: (u64, u64),
+    /// One-way delay of this connection, ns (drawn from the address's range when set).
+    delay_ns: u64,
 }
 
 impl Link {
     fn host_sees_closed(&self, now_ns: u64) -> bool {
-        self.host_closed || (self.target_closed && !self.blackholed && !self.to_host.has_arrived(now_ns))
+        self.host_closed || (!self.blackholed && self.to_host.peer_sees_closed(now_ns))
     }
 
     fn target_sees_closed(&self, now_ns: u64) -> bool {
-        self.target_closed || (self.host_closed && !self.blackholed && !self.to_target.has_arrived(now_ns))
+        self.target_closed || (!self.blackholed && self.to_target.peer_sees_closed(now_ns))
     }
 }
 
@@ -116,11 +131,9 @@ impl Fabric {
         z ^ (z >> 31)
     }
 
-    /// When a capsule sent now on a link with `delay` arrives.
-    fn arrival(&mut self, delay: (u64, u64)) -> u64 {
-        let (min, max) = delay;
-        let extra = if max > min { self.next_random() % (max - min + 1) } else { 0 };
-        self.now_ns + min + extra
+    /// A connection's delay drawn from an address's range.
+    fn draw_delay(&mut self, (min, max): (u64, u64)) -> u64 {
+        min + if max > min { self.next_random() % (max - min + 1) } else { 0 }
     }
 }
 
@@ -198,15 +211,19 @@ impl SimNetwork {
         }
     }
 
-    /// Each capsule to or from the address arrives `min_ns..=max_ns` after it
-    /// was sent (a range reorders capsules of one link).
+    /// Each connection to the address gets a one-way delay drawn from
+    /// `min_ns..=max_ns` (now, and at connect for new ones). Capsules of one
+    /// connection stay in order (a byte stream); those of different
+    /// connections (admin and IO queues) overtake each other.
     pub fn set_delay(&self, traddr: &str, trsvcid: &str, min_ns: u64, max_ns: u64) {
         let key = format!("{traddr}:{trsvcid}");
         let mut f = lock(&self.fabric);
-        let delay = (min_ns, max_ns.max(min_ns));
-        f.delay.insert(key.clone(), delay);
-        for l in f.links.get(&key).into_iter().flatten() {
-            lock(l).delay = delay;
+        let range = (min_ns, max_ns.max(min_ns));
+        f.delay.insert(key.clone(), range);
+        let links = f.links.get(&key).cloned().unwrap_or_default();
+        for l in links {
+            let d = f.draw_delay(range);
+            lock(&l).delay_ns = d;
         }
     }
 
@@ -220,8 +237,8 @@ impl SimNetwork {
 fn close_by_target(link: &mut Link, now_ns: u64) {
     if !link.target_closed {
         link.target_closed = true;
-        let blackholed = link.blackholed;
-        link.to_host.sender_closed(now_ns, blackholed);
+        let (blackholed, delay_ns) = (link.blackholed, link.delay_ns);
+        link.to_host.sender_closed(now_ns, delay_ns, blackholed);
         // The gateway's socket is gone: what it had not read is lost.
         link.to_target.queue.clear();
     }
@@ -230,8 +247,8 @@ fn close_by_target(link: &mut Link, now_ns: u64) {
 fn close_by_host(link: &mut Link, now_ns: u64) {
     if !link.host_closed {
         link.host_closed = true;
-        let blackholed = link.blackholed;
-        link.to_target.sender_closed(now_ns, blackholed);
+        let (blackholed, delay_ns) = (link.blackholed, link.delay_ns);
+        link.to_target.sender_closed(now_ns, delay_ns, blackholed);
         link.to_host.queue.clear();
     }
 }
@@ -248,14 +265,15 @@ impl HostTransport for SimHostTransport {
         let key = format!("{}:{}", trid.traddr, trid.trsvcid);
         let mut f = lock(&self.net.fabric);
         let blackholed = f.blackholed.get(&key).copied().unwrap_or(false);
-        let delay = f.delay.get(&key).copied().unwrap_or_default();
+        let range = f.delay.get(&key).copied().unwrap_or_default();
+        let delay_ns = f.draw_delay(range);
         let Some(backlog) = f.backlog.get_mut(&key) else {
             return Err(TransportError::Io {
                 op: "connect",
                 source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
             });
         };
-        let link = Arc::new(Mutex::new(Link { blackholed, delay, ..Link::default() }));
+        let link = Arc::new(Mutex::new(Link { blackholed, delay_ns, ..Link::default() }));
         backlog.push_back(link.clone());
         let links = f.links.entry(key).or_default();
         // Forget links both ends closed, so long runs do not grow the list.
@@ -302,11 +320,7 @@ impl HostQpair for SimHostQpair {
             XferBuf::None => SglDescriptor::DataBlockOffset { offset: 0, len: 0 },
         }
         .to_bytes();
-        let (now_ns, arrive_ns) = {
-            let mut f = lock(&self.net.fabric);
-            let delay = lock(&self.link).delay;
-            (f.now_ns, f.arrival(delay))
-        };
+        let now_ns = self.now_ns();
         let mut link = lock(&self.link);
         if link.host_sees_closed(now_ns) {
             return Err(TransportError::Closed);
@@ -324,7 +338,8 @@ impl HostQpair for SimHostQpair {
             XferBuf::None => Vec::new(),
         };
         if !link.target_closed {
-            link.to_target.queue.push_back(InFlight { arrive_ns, msg: sqe, data: payload });
+            let delay_ns = link.delay_ns;
+            link.to_target.send(now_ns, delay_ns, sqe, payload);
         }
         Ok(())
     }
@@ -486,14 +501,11 @@ impl TargetQpair for SimTargetQpair {
             data.clear();
         }
         data.truncate(data_len as usize);
-        let arrive_ns = {
-            let mut f = lock(&self.net.fabric);
-            let delay = lock(&self.link).delay;
-            f.arrival(delay)
-        };
+        let now_ns = self.now_ns();
         let mut link = lock(&self.link);
         if !link.host_closed && !link.target_closed {
-            link.to_host.queue.push_back(InFlight { arrive_ns, msg: *cqe, data });
+            let delay_ns = link.delay_ns;
+            link.to_host.send(now_ns, delay_ns, *cqe, data);
         }
     }
 

@@ -39,7 +39,9 @@ pub struct SimConfig {
     pub max_fault_ms: u64,
     /// Faults per gateway at most.
     pub max_faults_per_gateway: usize,
-    /// Largest delivery delay of a delay fault, µs.
+    /// IO command timeouts a seed picks from, ms (0: none; keep-alive alone finds a hung path).
+    pub io_timeout_ms: Vec<u64>,
+    /// Largest one-way connection delay of a delay fault, µs.
     pub max_delay_us: u64,
     /// Per mille of IOs sent past the end of the namespace (they must fail once, with a command error).
     pub invalid_per_mille: u32,
@@ -64,7 +66,8 @@ impl Default for SimConfig {
             block_size: 512,
             max_fault_ms: 1_500,
             max_faults_per_gateway: 3,
-            max_delay_us: 10_000,
+            io_timeout_ms: vec![0, 0, 150, 400],
+            max_delay_us: 300_000,
             invalid_per_mille: 5,
             drain_step_us: 5_000,
             drain_limit_ms: 20_000,

@@ -382,12 +382,12 @@ impl World {
             keep_alive_timeout_ms: kato_ms,
             io_queue_depth: 32,
             connect_timeout_ms: 1_000,
-            io_timeout_ms: 0,
+            io_timeout_ms: self.cfg.io_timeout_ms[self.rng.gen_range(0..self.cfg.io_timeout_ms.len())],
             reconnect: ReconnectPolicy { reconnect_delay_ms: self.reconnect_delay_ms, ctrlr_loss_timeout_ms: None },
             ..ControllerOptions::default()
         };
         let host_id = HostIdentity { hostnqn: "nqn.2014-08.org.nvmexpress:uuid:sim-host".into(), hostid: [7; 16] };
-        lock(&self.shared).trace.record(0, "attach", [kato_ms.into(), self.reconnect_delay_ms, self.step_ns, 0]);
+        lock(&self.shared).trace.record(0, "attach", [kato_ms.into(), self.reconnect_delay_ms, self.step_ns, opts.io_timeout_ms]);
         let mut replies = Vec::new();
         for (i, g) in self.gateways.iter().enumerate() {
             let trid = TransportId::tcp(g.traddr, PORT, NQN);
