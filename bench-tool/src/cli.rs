@@ -296,6 +296,12 @@ pub struct Args {
     #[arg(long = "verify_expect_zero", alias = "verify-expect-zero")]
     pub verify_expect_zero: bool,
 
+    /// With --verify: when the runtime is over, each job reads back every unit it
+    /// wrote (in order, at its iodepth, unmeasured) and checks it against the last
+    /// acknowledged write.
+    #[arg(long = "verify_final_pass", alias = "verify-final-pass")]
+    pub verify_final_pass: bool,
+
     /// Report format.
     #[arg(long = "output-format", alias = "output_format", value_enum, default_value_t = OutputFormat::Normal)]
     pub output_format: OutputFormat,
@@ -370,6 +376,9 @@ pub enum ConfigError {
     /// `--verify_expect_zero` without `--verify`.
     #[error("--verify_expect_zero needs --verify")]
     ExpectZeroWithoutVerify,
+    /// `--verify_final_pass` without `--verify`.
+    #[error("--verify_final_pass needs --verify")]
+    FinalPassWithoutVerify,
     /// `-l/-o/-u` that SPDK would refuse.
     #[error("{0}")]
     Resiliency(String),
@@ -441,6 +450,8 @@ pub struct BenchConfig {
     pub verify: bool,
     /// Never-written blocks must read as zeros.
     pub verify_expect_zero: bool,
+    /// Read back and check every written unit after the runtime.
+    pub verify_final_pass: bool,
     /// Base seed.
     pub seed: u64,
     /// Report format.
@@ -492,6 +503,9 @@ impl BenchConfig {
         }
         if args.verify_expect_zero && !args.verify {
             return Err(ConfigError::ExpectZeroWithoutVerify);
+        }
+        if args.verify_final_pass && !args.verify {
+            return Err(ConfigError::FinalPassWithoutVerify);
         }
         let reconnect_delay_sec =
             args.reconnect_delay_sec.unwrap_or(if args.ctrlr_loss_timeout_sec == 0 { 0 } else { 1 });
@@ -545,6 +559,7 @@ impl BenchConfig {
             region_size_bytes: args.size,
             verify: args.verify,
             verify_expect_zero: args.verify_expect_zero,
+            verify_final_pass: args.verify_final_pass,
             seed: args.seed.unwrap_or(DEFAULT_SEED),
             output_format: args.output_format,
             status_interval_ns: args.status_interval.saturating_mul(NS_PER_S),
@@ -587,6 +602,9 @@ impl BenchConfig {
         }
         if self.verify {
             options.push(("verify", "corepath-stamp".to_string()));
+            if self.verify_final_pass {
+                options.push(("verify_final_pass", "1".to_string()));
+            }
         }
         let cores: Vec<String> = self.cores.iter().map(u32::to_string).collect();
         options.push(("cpus_allowed", cores.join(",")));
@@ -748,6 +766,7 @@ mod tests {
             parse(&["--verify_expect_zero"]),
             Err(CliError::Config(ConfigError::ExpectZeroWithoutVerify))
         ));
+        assert!(matches!(parse(&["--verify_final_pass"]), Err(CliError::Config(ConfigError::FinalPassWithoutVerify))));
     }
 
     #[test]
@@ -804,6 +823,18 @@ mod tests {
         assert_eq!(parse(&["-l", "0"]).unwrap().paths.reconnect_delay_sec, 0);
         assert!(matches!(parse(&["--kill-a-after=-1"]), Err(CliError::Config(ConfigError::BadKillTime))));
         assert!(matches!(parse(&["--policy=round_robin"]), Err(CliError::Usage(_))));
+    }
+
+    #[test]
+    fn verify_final_pass_takes_both_spellings() {
+        for flag in ["--verify_final_pass", "--verify-final-pass"] {
+            let c = parse(&["--verify", flag]).unwrap();
+            assert!(c.verify_final_pass, "{flag}");
+            assert!(c.job_options().contains(&("verify_final_pass", "1".to_string())));
+        }
+        let c = parse(&["--verify"]).unwrap();
+        assert!(!c.verify_final_pass);
+        assert!(!c.job_options().iter().any(|(n, _)| *n == "verify_final_pass"));
     }
 
     #[test]

@@ -34,6 +34,9 @@ pub struct Timeline {
     max_latency_us: Vec<u32>,
     /// IO errors completed in each bucket.
     errors: Vec<u32>,
+    /// Completion times of the first and the last IO errors, engine clock.
+    first_error_ns: Option<u64>,
+    last_error_ns: Option<u64>,
 }
 
 impl Timeline {
@@ -46,6 +49,8 @@ impl Timeline {
             gaps: Vec::with_capacity(MAX_GAPS),
             max_latency_us: vec![0; buckets],
             errors: vec![0; buckets],
+            first_error_ns: None,
+            last_error_ns: None,
         }
     }
 
@@ -73,6 +78,8 @@ impl Timeline {
             if let Some(e) = self.errors.get_mut(b) {
                 *e = e.saturating_add(1);
             }
+            self.first_error_ns = Some(self.first_error_ns.map_or(now_ns, |t| t.min(now_ns)));
+            self.last_error_ns = Some(self.last_error_ns.map_or(now_ns, |t| t.max(now_ns)));
         }
     }
 
@@ -98,6 +105,11 @@ impl Timeline {
                 *shortest = (start, now_ns);
             }
         }
+    }
+
+    /// When the first and the last IO error completed (engine clock), if any did.
+    pub fn error_span(&self) -> Option<(u64, u64)> {
+        self.first_error_ns.zip(self.last_error_ns)
     }
 
     /// The longest gap overlapping [from, to]: (start, end).
@@ -183,6 +195,22 @@ pub struct MultipathReport {
     pub io_errors: u64,
     /// Verify errors of the whole run.
     pub verify_errors: u64,
+    /// When the first IO that completed with an error (to the application, i.e.
+    /// the job, including IOs the channel failed back) completed, ms since the
+    /// jobs started; `None` (JSON null) without errors.
+    pub first_io_error_ms: Option<f64>,
+    /// When the last such IO completed, ms since the jobs started.
+    pub last_io_error_ms: Option<f64>,
+}
+
+/// (first, last) IO error over all `timelines`, ms since `run_start_ns`.
+pub fn io_error_span_ms(timelines: &[(u32, &Timeline)], run_start_ns: u64) -> (Option<f64>, Option<f64>) {
+    let spans = timelines.iter().filter_map(|(_, t)| t.error_span());
+    let (first, last) = spans.fold((None::<u64>, None::<u64>), |(f, l), (a, b)| {
+        (Some(f.map_or(a, |f| f.min(a))), Some(l.map_or(b, |l| l.max(b))))
+    });
+    let ms = |ns: u64| ns.saturating_sub(run_start_ns) as f64 / 1e6;
+    (first.map(ms), last.map(ms))
 }
 
 /// Puts each event against the jobs' timelines. `timelines` are (core, timeline).
@@ -241,6 +269,8 @@ pub fn normal_text(r: &MultipathReport) -> String {
         "  retries={} failed_no_path={} held_max={} io_errors={} verify_errors={}",
         r.retries, r.failed_no_path, r.held_max, r.io_errors, r.verify_errors
     );
+    let ms = |t: Option<f64>| t.map_or("none".to_string(), |t| format!("{t:.1} ms"));
+    let _ = writeln!(out, "  first_io_error={} last_io_error={}", ms(r.first_io_error_ms), ms(r.last_io_error_ms));
     let _ = writeln!(out, "\nFailover report ({} path events):", r.events.len());
     if !r.events.is_empty() {
         let _ = writeln!(
@@ -328,6 +358,24 @@ mod tests {
     }
 
     #[test]
+    fn first_and_last_io_errors_span_all_jobs_relative_to_the_run_start() {
+        let mut a = Timeline::new(0, 10_000 * MS);
+        let mut b = Timeline::new(0, 10_000 * MS);
+        let c = Timeline::new(0, 10_000 * MS);
+        assert_eq!(io_error_span_ms(&[(0, &a), (1, &c)], 100 * MS), (None, None));
+        steady(&mut a, 100 * MS, 3000 * MS);
+        a.record(2500 * MS, 1, true);
+        a.record(2600 * MS, 1, true);
+        // Completion order is not time order across callers: use the times.
+        b.record(2700 * MS, 1, true);
+        b.record(2400 * MS, 1, true);
+        b.record(2800 * MS, 1, false);
+        assert_eq!(a.error_span(), Some((2500 * MS, 2600 * MS)));
+        let (first, last) = io_error_span_ms(&[(0, &a), (1, &b), (2, &c)], 100 * MS);
+        assert_eq!((first, last), (Some(2300.0), Some(2600.0)));
+    }
+
+    #[test]
     fn recording_allocates_nothing_and_keeps_the_longest_gaps_when_full() {
         let mut t = Timeline::new(0, 1000 * MS);
         let cap = t.gaps.capacity();
@@ -369,8 +417,18 @@ mod tests {
             held_max: 32,
             io_errors: 0,
             verify_errors: 0,
+            first_io_error_ms: None,
+            last_io_error_ms: None,
         };
         let text = normal_text(&r);
+        assert!(text.contains("  first_io_error=none last_io_error=none\n"), "{text}");
+        let text = normal_text(&MultipathReport {
+            io_errors: 3,
+            first_io_error_ms: Some(5001.25),
+            last_io_error_ms: Some(5012.5),
+            ..r.clone()
+        });
+        assert!(text.contains("  first_io_error=5001.2 ms last_io_error=5012.5 ms\n"), "{text}");
         assert!(
             text.contains("path 127.0.0.3:4420         cntlid 32761  enabled              ios=700 (70.0%)"),
             "{text}"

@@ -140,7 +140,7 @@ fn run_raw(config: &BenchConfig, trids: &[TransportId]) -> Result<Vec<JobReport>
 
     let mut status = StatusLine::for_stderr(config.status_interval_ns);
     let start = Instant::now();
-    let deadline = Duration::from_nanos(total_ns) + Duration::from_secs(30);
+    let deadline = Duration::from_nanos(total_ns + final_pass_allowance_ns(config, total_ns)) + Duration::from_secs(30);
     let mut results: Vec<Option<JobStats>> = (0..meta.len()).map(|_| None).collect();
     let mut remaining = meta.len();
     while remaining > 0 {
@@ -172,6 +172,17 @@ fn run_raw(config: &BenchConfig, trids: &[TransportId]) -> Result<Vec<JobReport>
             stats.map(|stats| JobReport { name: config.job_name.clone(), job_index, core, stats })
         })
         .collect())
+}
+
+/// Extra time a run may take for `--verify_final_pass`: the pass reads at most
+/// one unit per write the job completed, at the same depth, so it takes about
+/// as long as the run at most.
+pub fn final_pass_allowance_ns(config: &BenchConfig, run_ns: u64) -> u64 {
+    if config.verify && config.verify_final_pass {
+        run_ns
+    } else {
+        0
+    }
 }
 
 /// One bench job on one reactor: takes IOs from the [`Job`], submits them

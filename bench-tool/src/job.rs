@@ -12,6 +12,8 @@
 //!     poll(|tag, ok| job.complete(tag, status, buf_of(tag), now_ns)); // records latency, verifies
 //!     job.tick(now_ns);                                   // phase changes without completions
 //! }
+//! // With --verify_final_pass, next_io keeps returning reads after the runtime
+//! // (the final read-back) until every written unit was checked; same loop.
 //! let stats = job.into_stats();
 //! ```
 //!
@@ -20,6 +22,7 @@
 
 use std::sync::Arc;
 
+use crate::final_pass::{FinalPassCursor, FinalPassStats};
 use crate::stats::{JobStats, LiveCounters, LiveSnapshot};
 use crate::verify::{UnwrittenPolicy, Verifier, VerifyConfig, VerifyConfigError, VerifyError};
 use crate::workload::{InflightTracker, IoOp, Region, RwPattern, Workload};
@@ -27,7 +30,8 @@ use crate::workload::{InflightTracker, IoOp, Region, RwPattern, Workload};
 /// Where a job is in its life. Transitions happen in [`Job::start`],
 /// [`Job::stop`] and the clock checks of [`Job::next_io`], [`Job::complete`]
 /// and [`Job::tick`]:
-/// `Created → Ramp → Running → Draining → Done` (Ramp skipped without ramp time).
+/// `Created → Ramp → Running → Draining → [FinalPass →] Done` (Ramp skipped
+/// without ramp time, FinalPass without `--verify_final_pass`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobPhase {
     /// Not started.
@@ -38,6 +42,8 @@ pub enum JobPhase {
     Running,
     /// Runtime over: no new IO, waiting for outstanding IOs.
     Draining,
+    /// Reading back every written unit to check it (`--verify_final_pass`), unmeasured.
+    FinalPass,
     /// Nothing outstanding; statistics are final.
     Done,
 }
@@ -51,6 +57,7 @@ impl JobPhase {
             JobPhase::Running => 2,
             JobPhase::Draining => 3,
             JobPhase::Done => 4,
+            JobPhase::FinalPass => 5,
         }
     }
 
@@ -61,6 +68,7 @@ impl JobPhase {
             1 => JobPhase::Ramp,
             2 => JobPhase::Running,
             3 => JobPhase::Draining,
+            5 => JobPhase::FinalPass,
             _ => JobPhase::Done,
         }
     }
@@ -73,6 +81,8 @@ pub struct VerifySpec {
     pub stamp_tag: u64,
     /// What never-written blocks hold.
     pub unwritten: UnwrittenPolicy,
+    /// Read back every written unit once the runtime is over (`--verify_final_pass`).
+    pub final_pass: bool,
 }
 
 /// Everything one job needs, fixed before it starts. Made by
@@ -189,6 +199,8 @@ pub struct Job {
     /// Present when verifying: keeps two outstanding IOs off one unit.
     inflight: Option<InflightTracker>,
     verifier: Option<Verifier>,
+    /// Present when a final pass is still to run or running.
+    final_pass: Option<FinalPassCursor>,
     slots: Vec<Slot>,
     free_slots: Vec<u16>,
     outstanding: u16,
@@ -227,6 +239,7 @@ impl Job {
             })?),
         };
         let inflight = verifier.as_ref().map(|_| InflightTracker::new(units));
+        let final_pass = spec.verify.filter(|v| v.final_pass).map(|_| FinalPassCursor::new());
         let depth = spec.iodepth;
         Ok(Job {
             workload: Workload::new(spec.pattern, spec.rwmixread_pct, units, spec.seed),
@@ -234,6 +247,7 @@ impl Job {
             phase: JobPhase::Created,
             inflight,
             verifier,
+            final_pass,
             slots: vec![IDLE_SLOT; usize::from(depth)],
             // Popped from the end: slot 0 goes out first.
             free_slots: (0..depth).rev().collect(),
@@ -292,8 +306,8 @@ impl Job {
         self.on_clock(now_ns);
     }
 
-    /// Ends the job early (signal, fatal error): no new IO; outstanding IOs
-    /// still complete and count.
+    /// Ends the job early (signal, fatal error): no new IO, no final pass (or
+    /// no more of it); outstanding IOs still complete and count.
     pub fn stop(&mut self, now_ns: u64) {
         match self.phase {
             JobPhase::Created => {
@@ -304,8 +318,15 @@ impl Job {
                     self.stats.begin(now_ns);
                 }
                 self.phase = JobPhase::Draining;
+                self.final_pass = None;
             }
-            JobPhase::Draining | JobPhase::Done => {}
+            JobPhase::Draining => self.final_pass = None,
+            JobPhase::FinalPass => {
+                if let Some(cursor) = self.final_pass.as_mut() {
+                    cursor.stop();
+                }
+            }
+            JobPhase::Done => {}
         }
         self.on_clock(now_ns);
     }
@@ -324,8 +345,20 @@ impl Job {
             self.phase = JobPhase::Draining;
         }
         if self.phase == JobPhase::Draining && self.outstanding == 0 {
-            self.phase = JobPhase::Done;
+            // The measured window ends here, before any final pass.
             self.stats.finish(now_ns);
+            if self.final_pass.is_some() {
+                self.phase = JobPhase::FinalPass;
+                self.stats.final_pass = Some(FinalPassStats::starting_at(now_ns));
+            } else {
+                self.phase = JobPhase::Done;
+            }
+        }
+        if self.phase == JobPhase::FinalPass && self.outstanding == 0 && !self.final_pass_has_more() {
+            self.phase = JobPhase::Done;
+            if let Some(pass) = self.stats.final_pass.as_mut() {
+                pass.end_ns = now_ns;
+            }
         }
         if self.live.phase != self.phase.as_u8() {
             self.live.phase = self.phase.as_u8();
@@ -333,17 +366,42 @@ impl Job {
         }
     }
 
+    /// Whether the final pass has units left to read (skipping, and counting,
+    /// the ones it passes over).
+    fn final_pass_has_more(&mut self) -> bool {
+        match (self.final_pass.as_mut(), self.verifier.as_ref(), self.stats.final_pass.as_mut()) {
+            (Some(cursor), Some(verifier), Some(pass)) => cursor.peek(verifier, pass).is_some(),
+            _ => false,
+        }
+    }
+
+    /// The final pass's next read: the next written unit, in region order.
+    fn next_final_pass_unit(&mut self) -> Option<u64> {
+        match (self.final_pass.as_mut(), self.verifier.as_ref(), self.stats.final_pass.as_mut()) {
+            (Some(cursor), Some(verifier), Some(pass)) => cursor.next_unit(verifier, pass),
+            _ => None,
+        }
+    }
+
     /// The next IO to issue, or `None` when all slots are in use, the job is
     /// not issuing (not started, draining, done), or (when verifying) every
-    /// unit of the region has an IO outstanding. The IO counts as outstanding
-    /// from here until [`Job::complete`] or [`Job::cancel`].
+    /// unit of the region has an IO outstanding. During the final pass, the
+    /// reads of the read-back. The IO counts as outstanding from here until
+    /// [`Job::complete`] or [`Job::cancel`].
     pub fn next_io(&mut self, now_ns: u64) -> Option<IoRequest> {
         self.on_clock(now_ns);
-        if !matches!(self.phase, JobPhase::Ramp | JobPhase::Running) {
-            return None;
-        }
+        let final_pass = match self.phase {
+            JobPhase::Ramp | JobPhase::Running => false,
+            JobPhase::FinalPass => true,
+            JobPhase::Created | JobPhase::Draining | JobPhase::Done => return None,
+        };
         let slot_id = self.free_slots.pop()?;
-        let Some((op, unit)) = self.workload.next_io(self.inflight.as_ref()) else {
+        let next = if final_pass {
+            self.next_final_pass_unit().map(|unit| (IoOp::Read, unit))
+        } else {
+            self.workload.next_io(self.inflight.as_ref())
+        };
+        let Some((op, unit)) = next else {
             self.free_slots.push(slot_id);
             return None;
         };
@@ -409,6 +467,10 @@ impl Job {
     /// verify failure is counted and also returned, for the glue to log.
     pub fn complete(&mut self, slot_id: u16, status: IoStatus, data: &[u8], now_ns: u64) -> Result<(), CompleteError> {
         let slot = self.release_slot(slot_id).ok_or(CompleteError::UnknownSlot(slot_id))?;
+        if self.phase == JobPhase::FinalPass {
+            // Every IO outstanding now was issued by the pass (it starts with none).
+            return self.complete_final_pass_read(slot, status, data, now_ns);
+        }
         let measuring = matches!(self.phase, JobPhase::Running | JobPhase::Draining);
         let io_bytes = u64::from(self.spec.io_size_bytes);
         let mut result = Ok(());
@@ -442,6 +504,48 @@ impl Job {
         }
         if measuring {
             self.stats.sample_rates(now_ns);
+        }
+        self.live_counters.publish(&self.live);
+        self.on_clock(now_ns);
+        result
+    }
+
+    /// A final-pass read came back: check it; count nothing toward IOPS or latency.
+    fn complete_final_pass_read(
+        &mut self,
+        slot: Slot,
+        status: IoStatus,
+        data: &[u8],
+        now_ns: u64,
+    ) -> Result<(), CompleteError> {
+        let mut result = Ok(());
+        let io_bytes = self.spec.io_size_bytes as usize;
+        match status {
+            IoStatus::Success => {
+                let checked =
+                    self.verifier.as_ref().map(|v| v.check(&data[..data.len().min(io_bytes)], slot.offset_bytes));
+                if let Some(pass) = self.stats.final_pass.as_mut() {
+                    pass.units_checked += 1;
+                    if let Some(Err(_)) = checked {
+                        pass.verify_errors += 1;
+                    }
+                }
+                if let Some(Err(error)) = checked {
+                    self.live.verify_errors += 1;
+                    self.stats.record_verify_error(error);
+                    result = Err(CompleteError::Verify(error));
+                }
+            }
+            IoStatus::Failed(code) => {
+                if let Some(pass) = self.stats.final_pass.as_mut() {
+                    pass.io_errors += 1;
+                }
+                self.live.io_errors += 1;
+                self.stats.record_io_error(slot.op, code);
+            }
+        }
+        if let Some(pass) = self.stats.final_pass.as_mut() {
+            pass.end_ns = pass.end_ns.max(now_ns);
         }
         self.live_counters.publish(&self.live);
         self.on_clock(now_ns);
@@ -492,7 +596,11 @@ mod tests {
             region: Region { start_bytes: 8 * u64::from(BS), len_bytes: units * u64::from(BS) },
             iodepth,
             seed: 42,
-            verify: verify.then_some(VerifySpec { stamp_tag: 0x7A9, unwritten: UnwrittenPolicy::Unknown }),
+            verify: verify.then_some(VerifySpec {
+                stamp_tag: 0x7A9,
+                unwritten: UnwrittenPolicy::Unknown,
+                final_pass: false,
+            }),
             ramp_ns: 0,
             runtime_ns: 1_000_000_000,
         }
@@ -728,6 +836,181 @@ mod tests {
         assert!(failed_one);
         assert_eq!(job.stats().verify_errors, 0);
         assert_eq!(job.stats().write.io_errors, 1);
+    }
+
+    fn final_pass_spec(pattern: RwPattern, units: u64, iodepth: u16) -> JobSpec {
+        let mut s = spec(pattern, units, iodepth, true);
+        if let Some(v) = s.verify.as_mut() {
+            v.final_pass = true;
+        }
+        s.runtime_ns = 2_000_000;
+        s
+    }
+
+    /// What [`run_to_done`] saw.
+    struct Run {
+        /// Offsets read during the final pass, in issue order.
+        final_pass_reads: Vec<u64>,
+        /// Units with a successful last write, by offset.
+        written: std::collections::BTreeSet<u64>,
+        /// IOs completed before the final pass began.
+        measured_completions: u64,
+        allocations: u64,
+    }
+
+    /// Runs `job` to `Done` against `device`, completing in random order 1 µs
+    /// apart; `status` decides each IO's outcome. Allocates nothing in the
+    /// job once running (the bookkeeping vectors are sized up front).
+    fn run_to_done(job: &mut Job, device: &mut FakeDevice, status: impl Fn(&IoRequest, JobPhase) -> IoStatus) -> Run {
+        let depth = usize::from(job.spec().iodepth);
+        let mut bufs = vec![vec![0u8; BS as usize]; depth];
+        let mut pending: Vec<(IoRequest, JobPhase)> = Vec::with_capacity(depth);
+        let mut run = Run {
+            final_pass_reads: Vec::with_capacity(100_000),
+            written: std::collections::BTreeSet::new(),
+            measured_completions: 0,
+            allocations: 0,
+        };
+        let mut written_log: Vec<(u64, bool)> = Vec::with_capacity(100_000);
+        let mut now = 0u64;
+        job.start(now);
+        let before = ALLOCATIONS.with(|c| c.get());
+        for _ in 0..1_000_000 {
+            while let Some(io) = job.next_io(now) {
+                job.fill_write(&io, &mut bufs[usize::from(io.slot)]);
+                if job.phase() == JobPhase::FinalPass {
+                    run.final_pass_reads.push(io.offset_bytes);
+                }
+                pending.push((io, job.phase()));
+            }
+            if job.is_done() {
+                break;
+            }
+            now += 1_000;
+            if pending.is_empty() {
+                job.tick(now);
+                continue;
+            }
+            let (io, phase) = pending.swap_remove(device.rng.gen_range(0..pending.len()));
+            let buf = &mut bufs[usize::from(io.slot)];
+            let outcome = status(&io, phase);
+            if outcome == IoStatus::Success || io.op == IoOp::Write {
+                // A failed write may still have reached the media.
+                device.execute(&io, buf);
+            }
+            if phase != JobPhase::FinalPass {
+                run.measured_completions += 1;
+            }
+            if io.op == IoOp::Write {
+                written_log.push((io.offset_bytes, outcome == IoStatus::Success));
+            }
+            let _ = job.complete(io.slot, outcome, buf, now);
+        }
+        run.allocations = ALLOCATIONS.with(|c| c.get()) - before;
+        let mut last_ok = std::collections::BTreeMap::new();
+        for (offset, ok) in written_log {
+            last_ok.insert(offset, ok);
+        }
+        run.written = last_ok.into_iter().filter(|&(_, ok)| ok).map(|(offset, _)| offset).collect();
+        run
+    }
+
+    #[test]
+    fn final_pass_reads_back_every_written_unit_in_order_unmeasured_and_allocation_free() {
+        let mut job = Job::new(final_pass_spec(RwPattern::RandRw, 64, 4)).unwrap();
+        let mut device = FakeDevice::new(128 * BS as usize, Fault::None);
+        let run = run_to_done(&mut job, &mut device, |_, _| IoStatus::Success);
+        assert!(job.is_done());
+        assert_eq!(run.allocations, 0);
+        let stats = job.stats();
+        let pass = stats.final_pass.expect("the pass ran");
+        assert!(run.written.len() > 32, "{}", run.written.len());
+        let expected: Vec<u64> = run.written.iter().copied().collect();
+        assert_eq!(run.final_pass_reads, expected, "every written unit once, in region order");
+        assert_eq!(pass.units_checked, run.written.len() as u64);
+        assert_eq!((pass.units_skipped, pass.verify_errors, pass.io_errors), (0, 0, 0));
+        assert_eq!(stats.verify_errors, 0);
+        // The pass's reads are not in the IO counts, latencies or rate samples.
+        assert_eq!(stats.read.ios + stats.write.ios, run.measured_completions);
+        assert_eq!(stats.read.clat_hist_ns.len(), stats.read.ios);
+        assert!(pass.start_ns >= stats.end_ns.unwrap() && pass.end_ns > pass.start_ns);
+        assert_eq!(JobPhase::from_u8(job.live_counters().snapshot().phase), JobPhase::Done);
+    }
+
+    #[test]
+    fn final_pass_catches_writes_lost_after_their_last_read() {
+        // Writes only: the run itself never reads, so only the pass can notice.
+        let mut job = Job::new(final_pass_spec(RwPattern::RandWrite, 16, 2)).unwrap();
+        let mut device = FakeDevice::new(64 * BS as usize, Fault::DropEvery(3));
+        let run = run_to_done(&mut job, &mut device, |_, _| IoStatus::Success);
+        let stats = job.stats();
+        let pass = stats.final_pass.unwrap();
+        assert_eq!(pass.units_checked, 16);
+        assert!(pass.verify_errors > 0, "{pass:?}");
+        assert_eq!(stats.verify_errors, pass.verify_errors, "all of them found by the pass");
+        let first = stats.first_verify_error.unwrap();
+        assert!(matches!(first.kind, VerifyErrorKind::Stale | VerifyErrorKind::Corrupt), "{first:?}");
+        assert_eq!(run.allocations, 0);
+    }
+
+    #[test]
+    fn final_pass_skips_units_whose_last_write_failed() {
+        let s = final_pass_spec(RwPattern::RandWrite, 4, 1);
+        let unit0 = s.region.start_bytes;
+        let mut job = Job::new(s).unwrap();
+        let mut device = FakeDevice::new(64 * BS as usize, Fault::None);
+        let run = run_to_done(&mut job, &mut device, |io, _| {
+            if io.offset_bytes == unit0 {
+                IoStatus::Failed(0x0006)
+            } else {
+                IoStatus::Success
+            }
+        });
+        let pass = job.stats().final_pass.unwrap();
+        assert_eq!((pass.units_checked, pass.units_skipped, pass.verify_errors), (3, 1, 0));
+        assert!(!run.final_pass_reads.contains(&unit0));
+    }
+
+    #[test]
+    fn a_failed_final_pass_read_is_an_io_error_not_a_checked_unit() {
+        let mut job = Job::new(final_pass_spec(RwPattern::RandWrite, 8, 2)).unwrap();
+        let mut device = FakeDevice::new(64 * BS as usize, Fault::None);
+        let run = run_to_done(&mut job, &mut device, |io, phase| {
+            if phase == JobPhase::FinalPass && io.offset_bytes == 8 * u64::from(BS) {
+                IoStatus::Failed(0x0371)
+            } else {
+                IoStatus::Success
+            }
+        });
+        assert_eq!(run.written.len(), 8);
+        let stats = job.stats();
+        let pass = stats.final_pass.unwrap();
+        assert_eq!((pass.units_checked, pass.io_errors, pass.verify_errors), (7, 1, 0));
+        assert_eq!(stats.read.io_errors, 1);
+        assert_eq!(stats.first_io_error_status, Some(0x0371));
+    }
+
+    #[test]
+    fn no_final_pass_without_the_flag_after_a_stop_or_with_nothing_written() {
+        let mut plain = Job::new(spec(RwPattern::RandWrite, 8, 2, true)).unwrap();
+        plain.spec.runtime_ns = 2_000_000;
+        let mut device = FakeDevice::new(64 * BS as usize, Fault::None);
+        run_to_done(&mut plain, &mut device, |_, _| IoStatus::Success);
+        assert!(plain.stats().final_pass.is_none());
+
+        let mut stopped = Job::new(final_pass_spec(RwPattern::RandWrite, 8, 1)).unwrap();
+        stopped.start(0);
+        let io = stopped.next_io(0).unwrap();
+        stopped.stop(10);
+        stopped.complete(io.slot, IoStatus::Success, &[], 20).unwrap();
+        assert!(stopped.is_done());
+        assert!(stopped.stats().final_pass.is_none());
+
+        let mut reader = Job::new(final_pass_spec(RwPattern::RandRead, 8, 2)).unwrap();
+        let run = run_to_done(&mut reader, &mut device, |_, _| IoStatus::Success);
+        assert!(reader.is_done());
+        assert_eq!(run.final_pass_reads, Vec::<u64>::new());
+        assert_eq!(reader.stats().final_pass.map(|p| p.units_checked), Some(0));
     }
 
     #[test]

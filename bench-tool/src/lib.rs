@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod embedded;
 pub mod failover;
+pub mod final_pass;
 pub mod glue;
 pub mod job;
 pub mod mpglue;

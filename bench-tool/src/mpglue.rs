@@ -21,8 +21,8 @@ use transport_tcp::TcpHostTransport;
 
 use crate::cli::{BenchConfig, MultipathArg, PolicyArg, SelectorArg};
 use crate::embedded::EmbeddedPair;
-use crate::failover::{analyse, MultipathReport, PathCount, PathEventRecord, Timeline};
-use crate::glue::{GlueError, RunOutcome};
+use crate::failover::{analyse, io_error_span_ms, MultipathReport, PathCount, PathEventRecord, Timeline};
+use crate::glue::{final_pass_allowance_ns, GlueError, RunOutcome};
 use crate::job::{IoStatus, Job, JobSpec};
 use crate::plan::{plan_jobs, NamespaceGeometry};
 use crate::report::JobReport;
@@ -167,7 +167,8 @@ fn run_on_host(
     for (reactor, spec) in specs.into_iter().enumerate() {
         total_ns = total_ns.max(spec.ramp_ns + spec.runtime_ns);
         meta.push((spec.job_index, spec.core));
-        let span_ns = spec.ramp_ns + spec.runtime_ns + DRAIN_LIMIT.as_nanos() as u64;
+        let run_ns = spec.ramp_ns + spec.runtime_ns;
+        let span_ns = run_ns + final_pass_allowance_ns(config, run_ns) + DRAIN_LIMIT.as_nanos() as u64;
         let job = MpCoreJob::new(spec, bdev.clone(), span_ns, done_tx.clone())?;
         live.push(job.live_counters());
         engine.spawn_job(reactor, Box::new(job))?;
@@ -189,7 +190,7 @@ fn run_on_host(
     };
     let mut status = StatusLine::for_stderr(config.status_interval_ns);
     let start = Instant::now();
-    let deadline = Duration::from_nanos(total_ns) + DRAIN_LIMIT;
+    let deadline = Duration::from_nanos(total_ns + final_pass_allowance_ns(config, total_ns)) + DRAIN_LIMIT;
     let mut results: Vec<Option<MpJobResult>> = (0..meta.len()).map(|_| None).collect();
     let mut remaining = meta.len();
     let mut hung = false;
@@ -267,6 +268,7 @@ fn run_on_host(
         .collect();
     let timelines: Vec<(u32, &Timeline)> = done.iter().map(|(_, core, r)| (*core, &r.timeline)).collect();
     let failover_events = analyse(&events, &timelines, run_start_ns);
+    let (first_io_error_ms, last_io_error_ms) = io_error_span_ms(&timelines, run_start_ns);
     let io_errors = done.iter().map(|(_, _, r)| r.stats.io_errors()).sum();
     let verify_errors = done.iter().map(|(_, _, r)| r.stats.verify_errors).sum();
     let report = MultipathReport {
@@ -279,6 +281,8 @@ fn run_on_host(
         held_max,
         io_errors,
         verify_errors,
+        first_io_error_ms,
+        last_io_error_ms,
     };
     let jobs = done
         .into_iter()

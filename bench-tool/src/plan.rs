@@ -112,7 +112,11 @@ pub fn plan_jobs(config: &BenchConfig, ns: NamespaceGeometry, run_nonce: u64) ->
                 region,
                 iodepth: config.iodepth,
                 seed,
-                verify: config.verify.then(|| VerifySpec { stamp_tag: splitmix64(seed ^ run_nonce), unwritten }),
+                verify: config.verify.then(|| VerifySpec {
+                    stamp_tag: splitmix64(seed ^ run_nonce),
+                    unwritten,
+                    final_pass: config.verify_final_pass,
+                }),
                 ramp_ns: config.ramp_ns,
                 runtime_ns: config.runtime_ns,
             })
@@ -140,6 +144,14 @@ mod tests {
         assert_eq!(specs[0].region, specs[1].region);
         assert_ne!(specs[0].seed, specs[1].seed);
         assert!(specs[0].verify.is_none());
+    }
+
+    #[test]
+    fn the_final_pass_reaches_every_verified_job() {
+        let specs = plan_jobs(&config(&["--cpumask=0x3", "--verify", "--verify_final_pass"]), NS, 1).unwrap();
+        assert!(specs.iter().all(|s| s.verify.is_some_and(|v| v.final_pass)));
+        let specs = plan_jobs(&config(&["--verify"]), NS, 1).unwrap();
+        assert!(specs.iter().all(|s| s.verify.is_some_and(|v| !v.final_pass)));
     }
 
     #[test]

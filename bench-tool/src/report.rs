@@ -12,6 +12,7 @@ use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
 use crate::failover::{normal_text, MultipathReport};
+use crate::final_pass::FinalPassStats;
 use crate::size::{num2str, Base};
 use crate::stats::{DirStats, JobStats, SampleStat, FIO_PERCENTILES};
 use crate::workload::IoOp;
@@ -131,8 +132,49 @@ struct JsonRoot<'a> {
     #[serde(rename = "global options")]
     global_options: OptionMap<'a>,
     jobs: Vec<JsonJob>,
+    /// All jobs' `--verify_final_pass` read-backs together.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    final_pass: Option<JsonFinalPass>,
     #[serde(skip_serializing_if = "Option::is_none")]
     multipath: Option<&'a MultipathReport>,
+}
+
+#[derive(Serialize)]
+struct JsonFinalPass {
+    units_checked: u64,
+    units_skipped: u64,
+    verify_errors: u64,
+    io_errors: u64,
+    duration_ms: f64,
+}
+
+impl From<&FinalPassStats> for JsonFinalPass {
+    fn from(p: &FinalPassStats) -> Self {
+        JsonFinalPass {
+            units_checked: p.units_checked,
+            units_skipped: p.units_skipped,
+            verify_errors: p.verify_errors,
+            io_errors: p.io_errors,
+            duration_ms: p.duration_ms(),
+        }
+    }
+}
+
+/// All jobs' final passes merged (`None` when no job ran one).
+fn total_final_pass(jobs: &[JobReport]) -> Option<FinalPassStats> {
+    FinalPassStats::total(jobs.iter().filter_map(|j| j.stats.final_pass.as_ref()))
+}
+
+fn write_final_pass_line(out: &mut String, label: &str, p: &FinalPassStats) {
+    let _ = writeln!(
+        out,
+        "{label}: units_checked={}, units_skipped={}, verify_errors={}, io_errors={}, duration={:.1}msec",
+        p.units_checked,
+        p.units_skipped,
+        p.verify_errors,
+        p.io_errors,
+        p.duration_ms()
+    );
 }
 
 struct OptionMap<'a>(&'a [(&'static str, String)]);
@@ -240,6 +282,8 @@ struct JsonCorepath {
     first_io_error_status: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
     first_verify_error: Option<JsonVerifyError>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    final_pass: Option<JsonFinalPass>,
 }
 
 #[derive(Serialize)]
@@ -326,6 +370,7 @@ pub fn json_report(report: &RunReport) -> String {
                         found_generation: e.found_generation,
                         found_offset_bytes: e.found_offset_bytes,
                     }),
+                    final_pass: s.final_pass.as_ref().map(JsonFinalPass::from),
                 },
             }
         })
@@ -336,6 +381,7 @@ pub fn json_report(report: &RunReport) -> String {
         timestamp_ms: report.timestamp_ms,
         global_options: OptionMap(&report.options),
         jobs,
+        final_pass: total_final_pass(&report.jobs).as_ref().map(JsonFinalPass::from),
         multipath: report.multipath.as_ref(),
     };
     // Plain structs of numbers and strings with string keys always serialize.
@@ -484,6 +530,9 @@ pub fn normal_report(report: &RunReport) -> String {
         if let Some(e) = s.first_verify_error {
             let _ = writeln!(out, "  first {e}");
         }
+        if let Some(p) = &s.final_pass {
+            write_final_pass_line(&mut out, "  final pass", p);
+        }
     }
     let _ = writeln!(out, "\nRun status group 0 (all jobs):");
     for (label, op) in [("   READ", IoOp::Read), ("  WRITE", IoOp::Write)] {
@@ -510,6 +559,9 @@ pub fn normal_report(report: &RunReport) -> String {
             runtimes.iter().copied().min().unwrap_or(0),
             runtimes.iter().copied().max().unwrap_or(0)
         );
+    }
+    if let Some(p) = total_final_pass(&report.jobs) {
+        write_final_pass_line(&mut out, "  FINAL PASS (all jobs)", &p);
     }
     if let Some(mp) = &report.multipath {
         out.push_str(&normal_text(mp));
@@ -640,13 +692,75 @@ mod tests {
             held_max: 1,
             io_errors: 0,
             verify_errors: 0,
+            first_io_error_ms: None,
+            last_io_error_ms: None,
         });
         let v = json(&r);
+        assert!(v["multipath"]["first_io_error_ms"].is_null(), "{v:#}");
+        assert!(v["multipath"]["last_io_error_ms"].is_null(), "{v:#}");
         assert_eq!(v["multipath"]["paths"][0]["ios"], 9);
         assert_eq!(v["multipath"]["events"][0]["longest_gap_ms"], 3.5);
         assert_eq!(v["multipath"]["events"][0]["gap_core"], 0);
         assert_eq!(v["multipath"]["io_errors"], 0);
         assert!(normal_report(&r).contains("Failover report (1 path events):"));
+        if let Some(mp) = r.multipath.as_mut() {
+            mp.io_errors = 4;
+            mp.first_io_error_ms = Some(5003.5);
+            mp.last_io_error_ms = Some(5040.0);
+        }
+        let v = json(&r);
+        assert_eq!(v["multipath"]["first_io_error_ms"], 5003.5);
+        assert_eq!(v["multipath"]["last_io_error_ms"], 5040.0);
+        assert!(normal_report(&r).contains("first_io_error=5003.5 ms last_io_error=5040.0 ms"));
+    }
+
+    #[test]
+    fn final_pass_is_reported_per_job_and_in_total() {
+        let plain = json(&report(vec![sample_job(0)], false));
+        assert!(plain.get("final_pass").is_none());
+        assert!(plain["jobs"][0]["corepath"].get("final_pass").is_none());
+        assert!(!normal_report(&report(vec![sample_job(0)], false)).contains("final pass"));
+
+        let pass = |checked, skipped, errors, start_ms: u64, end_ms: u64| FinalPassStats {
+            units_checked: checked,
+            units_skipped: skipped,
+            verify_errors: errors,
+            io_errors: 0,
+            start_ns: start_ms * 1_000_000,
+            end_ns: end_ms * 1_000_000,
+        };
+        let mut a = sample_job(0);
+        a.stats.final_pass = Some(pass(100, 2, 0, 2000, 2040));
+        let mut b = sample_job(1);
+        b.stats.final_pass = Some(pass(50, 0, 1, 2001, 2030));
+        let r = report(vec![a, b], false);
+        let v = json(&r);
+        let job_pass = &v["jobs"][0]["corepath"]["final_pass"];
+        assert_eq!(job_pass["units_checked"], 100);
+        assert_eq!(job_pass["units_skipped"], 2);
+        assert_eq!(job_pass["verify_errors"], 0);
+        assert_eq!(job_pass["duration_ms"], 40.0);
+        assert_eq!(v["jobs"][1]["corepath"]["final_pass"]["verify_errors"], 1);
+        let total = &v["final_pass"];
+        assert_eq!(total["units_checked"], 150);
+        assert_eq!(total["units_skipped"], 2);
+        assert_eq!(total["verify_errors"], 1);
+        assert_eq!(total["duration_ms"], 40.0);
+        // The pass's reads are not in the measured IO.
+        assert_eq!(v["jobs"][0]["read"]["total_ios"], 1000);
+        let text = normal_report(&r);
+        assert!(
+            text.contains(
+                "  final pass: units_checked=100, units_skipped=2, verify_errors=0, io_errors=0, duration=40.0msec"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("  FINAL PASS (all jobs): units_checked=150, units_skipped=2, verify_errors=1"),
+            "{text}"
+        );
+        let grouped = json(&report(r.jobs.clone(), true));
+        assert_eq!(grouped["jobs"][0]["corepath"]["final_pass"]["units_checked"], 150);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 use hdrhistogram::Histogram;
 
+use crate::final_pass::FinalPassStats;
 use crate::verify::VerifyError;
 use crate::workload::IoOp;
 
@@ -191,6 +192,10 @@ pub struct JobStats {
     pub start_ns: Option<u64>,
     /// When it ended.
     pub end_ns: Option<u64>,
+    /// The `--verify_final_pass` read-back, once it has begun. Its verify and
+    /// IO errors are also in `verify_errors` and the directions' `io_errors`;
+    /// its reads are not in the IO counts or latencies.
+    pub final_pass: Option<FinalPassStats>,
     sampler: RateSampler,
 }
 
@@ -302,6 +307,7 @@ impl JobStats {
         if self.first_io_error_status.is_none() {
             self.first_io_error_status = other.first_io_error_status;
         }
+        self.final_pass = FinalPassStats::total(self.final_pass.iter().chain(other.final_pass.iter()));
         self.start_ns = match (self.start_ns, other.start_ns) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

@@ -11,12 +11,13 @@ use crate::stats::{LiveRates, LiveSnapshot};
 use crate::workload::RwPattern;
 
 /// fio's letter for one job: `/` ramping, the pattern's letter while running
-/// or draining, `_` done, `P` not started.
+/// or draining, `V` in the final verify pass, `_` done, `P` not started.
 pub fn job_char(phase: JobPhase, pattern: RwPattern) -> char {
     match phase {
         JobPhase::Created => 'P',
         JobPhase::Ramp => '/',
         JobPhase::Running | JobPhase::Draining => pattern.status_char(),
+        JobPhase::FinalPass => 'V',
         JobPhase::Done => '_',
     }
 }

@@ -130,6 +130,17 @@ pub enum VerifyConfigError {
     EmptyRegion(u64),
 }
 
+/// What a job knows about one IO unit of its region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnitState {
+    /// No write to it ever completed (successfully or not).
+    NeverWritten,
+    /// Its last write failed: the content is old, new or a mix.
+    Unknown,
+    /// The generation of its last acknowledged write.
+    Acked(u64),
+}
+
 /// Stamps write buffers and checks read buffers for one job's region.
 #[derive(Debug, Clone)]
 pub struct Verifier {
@@ -219,6 +230,21 @@ impl Verifier {
     /// The newest generation issued so far (0: none).
     pub fn last_issued_generation(&self) -> u64 {
         self.last_issued_generation
+    }
+
+    /// Number of IO units in the region.
+    pub fn units(&self) -> u64 {
+        self.acked_generation.len() as u64
+    }
+
+    /// What is known about unit `unit` (0-based in the region); `None` past the end.
+    pub fn unit_state(&self, unit: u64) -> Option<UnitState> {
+        let state = *self.acked_generation.get(usize::try_from(unit).ok()?)?;
+        Some(match state {
+            GEN_NEVER_WRITTEN => UnitState::NeverWritten,
+            GEN_UNKNOWN => UnitState::Unknown,
+            generation => UnitState::Acked(generation),
+        })
     }
 
     fn unit_of(&self, offset_bytes: u64) -> Option<usize> {
