@@ -106,6 +106,16 @@ io_moves_to() {
   echo "over $i s: $1 +$((a1-a0)) IOs, $2 +$((b1-b0)) IOs"
   [ $((a1-a0)) -gt 0 ] && [ $((b1-b0)) -eq 0 ]
 }
+# io_on_both: within 15 s, both paths complete IOs (round-robin policy).
+io_on_both() {
+  a0=$(ios_of $CA); b0=$(ios_of $CB); i=0
+  while [ $i -lt 15 ]; do
+    sleep 1; i=$((i+1)); a1=$(ios_of $CA); b1=$(ios_of $CB)
+    [ $((a1-a0)) -gt 0 ] && [ $((b1-b0)) -gt 0 ] && break
+  done
+  echo "over $i s: A +$((a1-a0)) IOs, B +$((b1-b0)) IOs"
+  [ $((a1-a0)) -gt 0 ] && [ $((b1-b0)) -gt 0 ]
+}
 fio_running() { kill -0 "$FIO_PID" 2>/dev/null; }
 # fio_rounds: verified fio rounds until /tmp/fio.stop exists (at least one).
 fio_rounds() {
@@ -169,7 +179,15 @@ ls -l /dev/nvme* | tee -a $H/block-devices.txt
 check "one namespace block device for the subsystem" test "$(grep -cE '^nvme[0-9]+n[0-9]+$' $H/block-devices.txt)" -eq 1
 check "both paths optimized (A $(ana_of $CA), B $(ana_of $CB))" test "$(ana_of $CA) $(ana_of $CB)" = "optimized optimized"
 ana_logs connected
-echo "iopolicy $(cat /sys/class/nvme-subsystem/*/iopolicy)"
+# round-robin: with the default (numa) the host keeps one current path while
+# it stays optimized, so A might carry no IO when it is killed; round-robin
+# puts IO on every optimized path, so A dies with IOs in flight.
+SUBSYS=""
+for s in /sys/class/nvme-subsystem/nvme-subsys*; do
+  [ "$(cat $s/subsysnqn)" = "$NQN" ] && echo round-robin > $s/iopolicy && SUBSYS=$s
+done
+echo "iopolicy $(cat $SUBSYS/iopolicy) ($SUBSYS)"
+check "iopolicy round-robin" test "$(cat $SUBSYS/iopolicy)" = round-robin
 
 step fio rounds of $FIO_BS randwrite over $FIO_SIZE with crc32c verify, in the background
 : > $H/fio.txt; : > $H/fio.rc; rm -f /tmp/fio.stop
@@ -177,7 +195,7 @@ fio_rounds &
 FIO_PID=$!
 i=0; while [ $(( $(ios_of $CA) + $(ios_of $CB) )) -eq 0 ] && [ $i -lt 30 ]; do sleep 1; i=$((i+1)); done
 path_io "fio started"
-check "fio running, IO on one of the paths" sh -c "kill -0 $FIO_PID && [ \$(( $(ios_of $CA) + $(ios_of $CB) )) -gt 0 ]"
+check "fio running, IO on both paths" io_on_both
 
 step "(1) A's listener inaccessible"
 set_ana A $ADDR_A inaccessible; check "set_ana_state A inaccessible" test $? -eq 0
@@ -193,12 +211,12 @@ step "(2) A optimized again"
 set_ana A $ADDR_A optimized; check "set_ana_state A optimized" test $? -eq 0
 check "host sees A optimized again" wait_ana $CA optimized
 check "fio still running when A came back" fio_running
-# With iopolicy numa both optimized paths tie and the host keeps its first one.
-if io_moves_to $CA $CB; then echo "IO back on A"; else echo "IO stays on B (host's choice)"; fi
+check "IO on both paths again once A is optimized" io_on_both
 path_io "A optimized again"
 
 step "(3) SIGKILL gateway A"
 check "fio still running before A is killed" fio_running
+check "A carries IO right before the kill" io_on_both
 kill -KILL $GW_PID_A; wait $GW_PID_A 2>/dev/null
 t_kill=$(cut -d' ' -f1 /proc/uptime)
 i=0; while [ "$(cat /sys/class/nvme/$CA/state 2>/dev/null)" = live ] && [ $i -lt 150 ]; do sleep 0.2; i=$((i+1)); done
