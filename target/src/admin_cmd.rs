@@ -362,6 +362,11 @@ impl AdminQueue {
         c.cqes = 0x44;
         c.maxcmd = opts.max_queue_depth;
         c.nn = if discovery { 0 } else { ctrl.identity.max_namespaces };
+        if c.cmic & (1 << 3) != 0 {
+            // With ANA reporting MNAN must be non-zero and at most NN (NVMe Base 2.0c §5.17.2.1);
+            // Linux refuses the controller otherwise ("Invalid MNAN value 0").
+            c.mnan = c.nn;
+        }
         // Dataset Management (bit 2), Write Zeroes (bit 3).
         c.oncs = (1 << 2) | (1 << 3);
         // Volatile write cache present (an RBD backend caches); broadcast flush not supported (10b).

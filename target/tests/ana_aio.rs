@@ -172,6 +172,8 @@ fn identify_reports_ana_capabilities_and_the_namespace_group() {
     assert_eq!(id.anacap, 0b0100_0111, "optimized, non-optimized, inaccessible; ANAGRPID does not change");
     assert_eq!(id.anatt, 10);
     assert_eq!((id.anagrpmax, id.nanagrpid), (32, 32));
+    assert_eq!(id.mnan, id.nn, "MNAN must be non-zero with ANA reporting (Linux refuses 0)");
+    assert!(id.mnan > 0);
     assert_ne!(id.oaes & (1 << 11), 0, "OAES bit 11: ANA change notices");
     let ns = IdentifyNamespace::parse(&rig.exec(&h, identify_sqe(cns::NAMESPACE, 1), vec![]).data).unwrap();
     assert_eq!((ns.anagrpid, ns.nmic & 1), (1, 1));
