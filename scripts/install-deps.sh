@@ -11,6 +11,10 @@ have tshark || need_apt+=(tshark)
 # pkg-config and a C toolchain for -sys crates.
 have pkg-config || need_apt+=(pkg-config)
 have cc || need_apt+=(build-essential)
+# nft blackholes a gateway's address inside a test's own network namespace (multipath fault tests);
+# ip (iproute2) makes that namespace.
+have nft || [ -x /usr/sbin/nft ] || need_apt+=(nftables)
+have ip || [ -x /usr/sbin/ip ] || need_apt+=(iproute2)
 # mkfs.ext4 -d makes the vmlab guest image (tests/vmlab/build.sh).
 have mkfs.ext4 || [ -x /sbin/mkfs.ext4 ] || need_apt+=(e2fsprogs)
 

@@ -88,6 +88,18 @@ impl Daemon {
     pub fn spawn(program: &Path, args: &[&str], log_path: &Path) -> Daemon {
         let log = File::create(log_path).expect("create daemon log");
         let log2 = log.try_clone().expect("clone daemon log handle");
+        Self::spawn_with(program, args, log, log2, log_path)
+    }
+
+    /// Starts `program args...` with its standard output in `stdout_path`
+    /// (a report to parse) and its standard error in `log_path`.
+    pub fn spawn_split(program: &Path, args: &[&str], stdout_path: &Path, log_path: &Path) -> Daemon {
+        let out = File::create(stdout_path).expect("create daemon stdout file");
+        let log = File::create(log_path).expect("create daemon log");
+        Self::spawn_with(program, args, out, log, log_path)
+    }
+
+    fn spawn_with(program: &Path, args: &[&str], log: File, log2: File, log_path: &Path) -> Daemon {
         let child = Command::new(program)
             .args(args)
             .stdin(Stdio::null())
@@ -115,6 +127,20 @@ impl Daemon {
     /// The exit status, if it has exited.
     pub fn try_exit_status(&mut self) -> Option<ExitStatus> {
         self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// Waits up to `timeout` for the daemon to exit by itself; `None` if it is still running then.
+    pub fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let start = Instant::now();
+        loop {
+            if let Some(s) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                return Some(s);
+            }
+            if start.elapsed() > timeout {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Sends `signal` and waits up to `timeout` for the exit; `None` if it

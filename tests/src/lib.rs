@@ -9,6 +9,7 @@
 pub mod bins;
 pub mod gateway;
 pub mod host;
+pub mod mplab;
 pub mod pattern;
 pub mod raw_host;
 pub mod sim;
