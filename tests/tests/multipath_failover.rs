@@ -38,10 +38,13 @@ fn start_bench_rw(lab: &MpLab, name: &'static str, runtime_secs: u64, rw: &str, 
     let runtime = runtime_secs.to_string();
     let sock = socket.to_string_lossy().into_owned();
     let mut args = vec![
-        "--trid", &a, "--trid", &b, "--multipath", "multipath", "-l", "-1", "-o", "1", "--keep-alive-ms", KATO_MS,
+        "--trid", &a, "--trid", &b, "--multipath", "multipath", "-o", "1", "--keep-alive-ms", KATO_MS,
         "--rw", rw, "--bs", "4k", "--iodepth", "32", "--cpumask", "0x3", "--runtime", &runtime, "--size",
         "64M", "--verify", "--status-interval", "0", "--output-format", "json", "--rpc-socket", &sock,
     ];
+    if !extra.contains(&"-l") {
+        args.extend_from_slice(&["-l", "-1"]);
+    }
     args.extend_from_slice(extra);
     let daemon = lab.spawn_bench(&args, name);
     let run = Run { name, daemon, socket };
