@@ -96,6 +96,25 @@ enum Command {
         /// Name of null bdev.
         name: String,
     },
+    /// Create a bdev on a file or block device, with Linux AIO (O_DIRECT).
+    #[command(name = "bdev_aio_create")]
+    BdevAioCreate {
+        /// Path of the file or device.
+        filename: String,
+        /// Block device name.
+        name: String,
+        /// Block size for this bdev (default 512).
+        block_size: Option<u32>,
+        /// UUID of the bdev.
+        #[arg(short = 'u', long = "uuid")]
+        uuid: Option<String>,
+    },
+    /// Delete an AIO bdev.
+    #[command(name = "bdev_aio_delete")]
+    BdevAioDelete {
+        /// Name of the AIO bdev.
+        name: String,
+    },
     /// Display current blockdev list or the required blockdev.
     #[command(name = "bdev_get_bdevs")]
     BdevGetBdevs {
@@ -152,6 +171,9 @@ enum Command {
         /// 16-byte namespace globally unique identifier in hexadecimal.
         #[arg(short = 'g', long = "nguid")]
         nguid: Option<String>,
+        /// ANA group ID (default: the NSID).
+        #[arg(short = 'a', long = "anagrpid")]
+        anagrpid: Option<u32>,
     },
     /// Remove a namespace from an NVMe-oF subsystem.
     #[command(name = "nvmf_subsystem_remove_ns")]
@@ -160,6 +182,24 @@ enum Command {
         nqn: String,
         /// Namespace ID.
         nsid: u32,
+    },
+    /// Set the ANA state of a listener (all its ANA groups, or one).
+    #[command(name = "nvmf_subsystem_listener_set_ana_state")]
+    NvmfSubsystemListenerSetAnaState {
+        #[command(flatten)]
+        listener: ListenerArgs,
+        /// ANA state: optimized, non_optimized, inaccessible.
+        #[arg(short = 'n', long = "ana-state")]
+        ana_state: String,
+        /// ANA group ID (default: every group).
+        #[arg(short = 'g', long = "anagrpid")]
+        anagrpid: Option<u32>,
+    },
+    /// Display the listeners of an NVMe-oF subsystem, with their ANA states.
+    #[command(name = "nvmf_subsystem_get_listeners")]
+    NvmfSubsystemGetListeners {
+        /// Subsystem NQN.
+        nqn: String,
     },
     /// Add a listener to an NVMe-oF subsystem.
     #[command(name = "nvmf_subsystem_add_listener")]
@@ -342,6 +382,17 @@ fn request(command: Command) -> anyhow::Result<(String, Value, Output)> {
             )
         }
         Command::BdevNullDelete { name } => ("bdev_null_delete", json!({"name": name}), Output::Nothing),
+        Command::BdevAioCreate { filename, name, block_size, uuid } => (
+            "bdev_aio_create",
+            params(vec![
+                ("filename", some(filename)),
+                ("name", some(name)),
+                ("block_size", opt(block_size)),
+                ("uuid", opt(uuid)),
+            ]),
+            Output::Json,
+        ),
+        Command::BdevAioDelete { name } => ("bdev_aio_delete", json!({"name": name}), Output::Nothing),
         Command::BdevGetBdevs { name } => ("bdev_get_bdevs", params(vec![("name", opt(name))]), Output::Dict),
         Command::NvmfCreateSubsystem {
             nqn,
@@ -367,17 +418,31 @@ fn request(command: Command) -> anyhow::Result<(String, Value, Output)> {
             Output::Nothing,
         ),
         Command::NvmfDeleteSubsystem { nqn } => ("nvmf_delete_subsystem", json!({"nqn": nqn}), Output::Nothing),
-        Command::NvmfSubsystemAddNs { nqn, bdev_name, nsid, uuid, nguid } => {
+        Command::NvmfSubsystemAddNs { nqn, bdev_name, nsid, uuid, nguid, anagrpid } => {
             let namespace = params(vec![
                 ("bdev_name", some(bdev_name)),
                 ("nsid", opt(nsid)),
                 ("uuid", opt(uuid)),
                 ("nguid", opt(nguid)),
+                ("anagrpid", opt(anagrpid)),
             ]);
             ("nvmf_subsystem_add_ns", json!({"nqn": nqn, "namespace": namespace}), Output::Nothing)
         }
         Command::NvmfSubsystemRemoveNs { nqn, nsid } => {
             ("nvmf_subsystem_remove_ns", json!({"nqn": nqn, "nsid": nsid}), Output::Nothing)
+        }
+        Command::NvmfSubsystemListenerSetAnaState { listener, ana_state, anagrpid } => {
+            let mut p = listener_params(listener);
+            if let Some(o) = p.as_object_mut() {
+                o.insert("ana_state".into(), json!(ana_state));
+                if let Some(g) = anagrpid {
+                    o.insert("anagrpid".into(), json!(g));
+                }
+            }
+            ("nvmf_subsystem_listener_set_ana_state", p, Output::Nothing)
+        }
+        Command::NvmfSubsystemGetListeners { nqn } => {
+            ("nvmf_subsystem_get_listeners", json!({"nqn": discovery_alias(nqn)}), Output::Dict)
         }
         Command::NvmfSubsystemAddListener(args) => {
             ("nvmf_subsystem_add_listener", listener_params(args), Output::Nothing)
