@@ -181,14 +181,16 @@ impl MpLab {
         }
     }
 
-    /// Sets the ANA state of gateway `i`'s listener.
+    /// Sets the ANA state of gateway `i`'s listener, with the rpc.py command line a user types.
     pub fn set_ana(&self, i: usize, state: &str) {
         let g = &self.gateways[i];
-        g.call(
-            "nvmf_subsystem_listener_set_ana_state",
-            json!({"nqn": NQN, "ana_state": state,
-                   "listen_address": {"trtype": "TCP", "adrfam": "IPv4", "traddr": g.addr, "trsvcid": "4420"}}),
-        );
+        let socket = g.socket.to_string_lossy().into_owned();
+        let args = [
+            "-s", &socket, "nvmf_subsystem_listener_set_ana_state", NQN, "-t", "tcp", "-a", g.addr, "-s", "4420",
+            "-f", "ipv4", "-n", state,
+        ];
+        let out = Command::new(binary("corepath-rpc")).args(args).output().expect("run corepath-rpc");
+        assert!(out.status.success(), "corepath-rpc {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     }
 
     /// The `--trid` of gateway `i` for corepath-bench.
