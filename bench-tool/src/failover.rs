@@ -5,8 +5,9 @@
 //! and per 10 ms bucket the highest latency and the IO errors. All of it is
 //! allocated when the job is made; recording allocates nothing.
 //!
-//! For a path event at time t, its window is [t - 1 s, t + 5 s] (a kill is
-//! noticed after the IO stalls, so the stall can start before the event):
+//! For a path event at time t, its window is [t - 1 s, t + max(5 s, 2 KATO + 1 s)]
+//! (a kill is noticed after the IO stalls, so the stall can start before the
+//! event; writes of a given-up path may wait up to two KATOs, docs/multipath.md):
 //! the report gives the longest gap of any job that overlaps the window, the
 //! highest latency of IOs completed in it, and the IO errors completed in it.
 
@@ -18,8 +19,15 @@ pub const GAP_THRESHOLD_NS: u64 = 2_000_000;
 pub const BUCKET_NS: u64 = 10_000_000;
 /// How far before an event its window starts.
 pub const WINDOW_BEFORE_NS: u64 = 1_000_000_000;
-/// How far after an event its window ends.
+/// How far after an event its window ends, at least.
 pub const WINDOW_AFTER_NS: u64 = 5_000_000_000;
+
+/// How far after an event its window ends for paths with keep-alive timeout
+/// `kato_ms`: writes from a given-up path may be held up to two KATOs after
+/// its last answer (docs/multipath.md), and their latency belongs to the event.
+pub fn window_after_ns(kato_ms: u32) -> u64 {
+    WINDOW_AFTER_NS.max(2 * u64::from(kato_ms) * 1_000_000 + 1_000_000_000)
+}
 /// Gaps kept per job (the longest, when there are more).
 pub const MAX_GAPS: usize = 1024;
 
@@ -214,13 +222,18 @@ pub fn io_error_span_ms(timelines: &[(u32, &Timeline)], run_start_ns: u64) -> (O
 }
 
 /// Puts each event against the jobs' timelines. `timelines` are (core, timeline).
-pub fn analyse(events: &[PathEventRecord], timelines: &[(u32, &Timeline)], run_start_ns: u64) -> Vec<FailoverEvent> {
+pub fn analyse(
+    events: &[PathEventRecord],
+    timelines: &[(u32, &Timeline)],
+    run_start_ns: u64,
+    window_after_ns: u64,
+) -> Vec<FailoverEvent> {
     let ms = |ns: u64| ns as f64 / 1e6;
     events
         .iter()
         .map(|e| {
             let from = e.at_ns.saturating_sub(WINDOW_BEFORE_NS).max(run_start_ns);
-            let to = e.at_ns.saturating_add(WINDOW_AFTER_NS);
+            let to = e.at_ns.saturating_add(window_after_ns);
             let mut best: Option<(u64, u64, u32)> = None;
             let (mut max_lat, mut errors) = (0u64, 0u64);
             for &(core, t) in timelines {
@@ -331,7 +344,7 @@ mod tests {
         steady(&mut b, 0, 2000 * MS);
         let events =
             [PathEventRecord { at_ns: 1010 * MS, path: "127.0.0.2:4420".into(), what: "failed: peer closed".into() }];
-        let r = analyse(&events, &[(0, &a), (1, &b)], 0);
+        let r = analyse(&events, &[(0, &a), (1, &b)], 0, WINDOW_AFTER_NS);
         assert_eq!(r.len(), 1);
         assert!((r[0].longest_gap_ms - 80.0).abs() < 0.2, "{r:?}");
         assert!((r[0].gap_start_ms - 1000.0).abs() < 0.2, "{r:?}");
@@ -348,11 +361,16 @@ mod tests {
         a.record(500 * MS, 1, false); // a 500 ms gap long before the event
         steady(&mut a, 500 * MS, 9000 * MS);
         let events = [PathEventRecord { at_ns: 8000 * MS, path: "p".into(), what: "w".into() }];
-        let r = analyse(&events, &[(0, &a)], 0);
+        let r = analyse(&events, &[(0, &a)], 0, WINDOW_AFTER_NS);
         assert_eq!(r[0].longest_gap_ms, 0.0);
         assert_eq!(r[0].gap_core, None);
         assert_eq!(r[0].io_errors, 0);
-        let r = analyse(&[PathEventRecord { at_ns: 200 * MS, path: "p".into(), what: "w".into() }], &[(0, &a)], 0);
+        let r = analyse(
+            &[PathEventRecord { at_ns: 200 * MS, path: "p".into(), what: "w".into() }],
+            &[(0, &a)],
+            0,
+            WINDOW_AFTER_NS,
+        );
         assert!((r[0].longest_gap_ms - 500.0).abs() < 0.01);
         assert_eq!(r[0].io_errors, 1);
     }

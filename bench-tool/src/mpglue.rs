@@ -21,7 +21,9 @@ use transport_tcp::TcpHostTransport;
 
 use crate::cli::{BenchConfig, MultipathArg, PolicyArg, SelectorArg};
 use crate::embedded::EmbeddedPair;
-use crate::failover::{analyse, io_error_span_ms, MultipathReport, PathCount, PathEventRecord, Timeline};
+use crate::failover::{
+    analyse, io_error_span_ms, window_after_ns, MultipathReport, PathCount, PathEventRecord, Timeline,
+};
 use crate::glue::{final_pass_allowance_ns, GlueError, RunOutcome};
 use crate::job::{IoStatus, Job, JobSpec};
 use crate::plan::{plan_jobs, NamespaceGeometry};
@@ -267,7 +269,9 @@ fn run_on_host(
         })
         .collect();
     let timelines: Vec<(u32, &Timeline)> = done.iter().map(|(_, core, r)| (*core, &r.timeline)).collect();
-    let failover_events = analyse(&events, &timelines, run_start_ns);
+    // The engine's default keep-alive when none was given (ControllerOptions::default()).
+    let kato_ms = config.paths.keep_alive_ms.unwrap_or(ControllerOptions::default().keep_alive_timeout_ms);
+    let failover_events = analyse(&events, &timelines, run_start_ns, window_after_ns(kato_ms));
     let (first_io_error_ms, last_io_error_ms) = io_error_span_ms(&timelines, run_start_ns);
     let io_errors = done.iter().map(|(_, _, r)| r.stats.io_errors()).sum();
     let verify_errors = done.iter().map(|(_, _, r)| r.stats.verify_errors).sum();
