@@ -20,7 +20,7 @@ use protocol::status::path;
 use protocol::Status;
 
 use crate::bdev::{MpBdev, PathRef, MAX_PATHS};
-use crate::policy::{choose, PathCandidate, RoundRobin};
+use crate::policy::{choose, tier, PathCandidate, Policy, RoundRobin};
 use crate::retry::{classify, Disposition};
 
 /// Why a submission was refused; the buffer comes back.
@@ -303,7 +303,7 @@ impl MpChannel {
                 outstanding: io.outstanding(&p.ns),
                 preferred: preferred == Some(p.ns.ctrlr),
             };
-            any |= crate::policy::tier(c).is_some();
+            any |= tier(c).is_some();
         }
         any
     }
@@ -319,12 +319,7 @@ impl MpChannel {
             }
             slot.barrier = None;
         }
-        self.fill_candidates(io);
-        let n = self.paths.len().min(MAX_PATHS);
-        let bdev = &self.bdev;
-        let Some(choice) =
-            choose(bdev.policy(), bdev.selector(), bdev.rr_min_io(), &self.candidates[..n], &mut self.rr)
-        else {
+        let Some(choice) = self.pick(io) else {
             self.hold(index);
             return;
         };
@@ -354,6 +349,38 @@ impl MpChannel {
                 }
             }
         }
+    }
+
+    /// The path for the next IO. active_passive without a preferred path
+    /// takes the first optimized usable path in attach order and looks no
+    /// further (the common case, once per IO); the rest goes through `choose`.
+    #[inline]
+    fn pick<Q: HostQpair>(&mut self, io: &IoContext<'_, Q>) -> Option<usize> {
+        let n = self.paths.len().min(MAX_PATHS);
+        let bdev = &self.bdev;
+        if bdev.policy() == Policy::ActivePassive && bdev.preferred_ctrlr().is_none() {
+            let mut fallback: Option<(u8, usize)> = None;
+            for (i, p) in self.paths[..n].iter().enumerate() {
+                if p.shared.state() != CtrlrState::Enabled || !io.path_ready(p.ns.ctrlr) {
+                    continue;
+                }
+                let c = PathCandidate {
+                    usable: true,
+                    ana: p.shared.ana_state(bdev.nsid),
+                    outstanding: 0,
+                    preferred: false,
+                };
+                match tier(&c) {
+                    Some(0) => return Some(i),
+                    Some(t) if fallback.is_none_or(|(best, _)| t < best) => fallback = Some((t, i)),
+                    _ => {}
+                }
+            }
+            return fallback.map(|(_, i)| i);
+        }
+        self.fill_candidates(io);
+        let bdev = &self.bdev;
+        choose(bdev.policy(), bdev.selector(), bdev.rr_min_io(), &self.candidates[..n], &mut self.rr)
     }
 
     fn hold(&mut self, index: u32) {
