@@ -112,7 +112,8 @@ impl LabGateway {
     /// # Panics
     /// When the call fails.
     pub fn call(&self, method: &str, params: Value) -> Value {
-        let mut c = RpcClient::connect(&self.socket).unwrap_or_else(|e| panic!("connect {}: {e}", self.socket.display()));
+        let mut c =
+            RpcClient::connect(&self.socket).unwrap_or_else(|e| panic!("connect {}: {e}", self.socket.display()));
         c.call(method, Some(params.clone())).unwrap_or_else(|e| panic!("{method} {params}: {e}"))
     }
 
@@ -156,10 +157,11 @@ impl MpLab {
         std::fs::File::create(&file)
             .and_then(|f| f.set_len(size_bytes))
             .unwrap_or_else(|e| panic!("create {}: {e}", file.display()));
-        let mut lab = MpLab { netns: Netns::new(), gateways: Vec::new(), file, dir, ana: true, block_size: 4096, cores };
-        for i in 0..2 {
+        let mut lab =
+            MpLab { netns: Netns::new(), gateways: Vec::new(), file, dir, ana: true, block_size: 4096, cores };
+        for (i, addr) in ADDRS.into_iter().enumerate() {
             let socket = lab.dir.join(&format!("gw{i}.sock"));
-            lab.gateways.push(LabGateway { daemon: None, socket, addr: ADDRS[i], index: i, restarts: 0 });
+            lab.gateways.push(LabGateway { daemon: None, socket, addr, index: i, restarts: 0 });
             lab.boot(i);
         }
         lab
@@ -186,8 +188,20 @@ impl MpLab {
         let g = &self.gateways[i];
         let socket = g.socket.to_string_lossy().into_owned();
         let args = [
-            "-s", &socket, "nvmf_subsystem_listener_set_ana_state", NQN, "-t", "tcp", "-a", g.addr, "-s", "4420",
-            "-f", "ipv4", "-n", state,
+            "-s",
+            &socket,
+            "nvmf_subsystem_listener_set_ana_state",
+            NQN,
+            "-t",
+            "tcp",
+            "-a",
+            g.addr,
+            "-s",
+            "4420",
+            "-f",
+            "ipv4",
+            "-n",
+            state,
         ];
         let out = Command::new(binary("corepath-rpc")).args(args).output().expect("run corepath-rpc");
         assert!(out.status.success(), "corepath-rpc {args:?}: {}", String::from_utf8_lossy(&out.stderr));

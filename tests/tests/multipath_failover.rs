@@ -38,9 +38,35 @@ fn start_bench_rw(lab: &MpLab, name: &'static str, runtime_secs: u64, rw: &str, 
     let runtime = runtime_secs.to_string();
     let sock = socket.to_string_lossy().into_owned();
     let mut args = vec![
-        "--trid", &a, "--trid", &b, "--multipath", "multipath", "-o", "1", "--keep-alive-ms", KATO_MS,
-        "--rw", rw, "--bs", "4k", "--iodepth", "32", "--cpumask", "0x3", "--runtime", &runtime, "--size",
-        "64M", "--verify", "--status-interval", "0", "--output-format", "json", "--rpc-socket", &sock,
+        "--trid",
+        &a,
+        "--trid",
+        &b,
+        "--multipath",
+        "multipath",
+        "-o",
+        "1",
+        "--keep-alive-ms",
+        KATO_MS,
+        "--rw",
+        rw,
+        "--bs",
+        "4k",
+        "--iodepth",
+        "32",
+        "--cpumask",
+        "0x3",
+        "--runtime",
+        &runtime,
+        "--size",
+        "64M",
+        "--verify",
+        "--status-interval",
+        "0",
+        "--output-format",
+        "json",
+        "--rpc-socket",
+        &sock,
     ];
     if !extra.contains(&"-l") {
         args.extend_from_slice(&["-l", "-1"]);
@@ -172,7 +198,10 @@ fn killed_hung_and_blackholed_gateway_costs_no_io_error_and_io_returns_to_it() {
     assert!(failed.len() >= 3, "expected kill, hang and blackhole failures of A: {:#}", report["multipath"]);
     for f in &failed {
         assert_eq!(f["io_errors"], 0, "{f:#}");
-        eprintln!("A {}: longest completion gap {} ms, max latency {} ms", f["what"], f["longest_gap_ms"], f["max_latency_ms"]);
+        eprintln!(
+            "A {}: longest completion gap {} ms, max latency {} ms",
+            f["what"], f["longest_gap_ms"], f["max_latency_ms"]
+        );
     }
     assert!(path_ios(&report, "127.0.0.2") > 0 && path_ios(&report, "127.0.0.3") > 0);
 }
@@ -259,14 +288,13 @@ fn with_every_path_gone_ios_fail_after_fast_io_fail_timeout_and_wait_without_it(
     let mut run = run;
     let status = run.daemon.wait(Duration::from_secs(40));
     let out = lab.bench_output(run.name);
-    let report: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}:\n{out}\n{}", lab.bench_log(run.name)));
+    let report: Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}:\n{out}\n{}", lab.bench_log(run.name)));
     assert!(status.is_some(), "bench did not finish");
     let mp = &report["multipath"];
     assert!(mp["io_errors"].as_u64().unwrap_or(0) > 0, "with no path for 10 s and -u 5, held IOs must fail: {mp:#}");
-    let last_failure_ms = failures(&report, "127.0.0.")
-        .iter()
-        .filter_map(|e| e["at_ms"].as_f64())
-        .fold(0.0_f64, f64::max);
+    let last_failure_ms =
+        failures(&report, "127.0.0.").iter().filter_map(|e| e["at_ms"].as_f64()).fold(0.0_f64, f64::max);
     let first_error_ms = mp["first_io_error_ms"].as_f64().expect("first_io_error_ms");
     let after = first_error_ms - last_failure_ms;
     eprintln!("first IO error {after:.0} ms after the last path failed");

@@ -23,17 +23,28 @@ fn ten_thousand_seeds_hold_every_invariant() {
     let t = Instant::now();
     let (failures, ran) = run_seeds(0, seeds, 2, &cfg, false);
     let secs = t.elapsed().as_secs_f64();
-    println!("{ran} seeds in {secs:.1} s ({:.0} seeds/s on 2 threads), {} violations", ran as f64 / secs, failures.len());
+    println!(
+        "{ran} seeds in {secs:.1} s ({:.0} seeds/s on 2 threads), {} violations",
+        ran as f64 / secs,
+        failures.len()
+    );
     let reports: Vec<String> = failures
         .iter()
         .take(5)
         .map(|r| {
             let again = run_seed(r.seed, &SimConfig { keep_text: true, ..cfg.clone() });
-            again.failure_text().unwrap_or_else(|| format!("seed {} failed once, then passed (not deterministic)", r.seed))
+            again
+                .failure_text()
+                .unwrap_or_else(|| format!("seed {} failed once, then passed (not deterministic)", r.seed))
         })
         .collect();
     assert_eq!(ran, seeds);
-    assert!(failures.is_empty(), "{} of {seeds} seeds broke an invariant; the first:\n{}", failures.len(), reports.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {seeds} seeds broke an invariant; the first:\n{}",
+        failures.len(),
+        reports.join("\n")
+    );
 }
 
 #[test]

@@ -106,7 +106,10 @@ fn main() -> Result<()> {
         done += ran;
         for r in &f {
             let rerun = run_seed(r.seed, &SimConfig { keep_text: true, ..cfg.clone() });
-            println!("{}", rerun.failure_text().unwrap_or_else(|| format!("seed {} failed once but not again", r.seed)));
+            println!(
+                "{}",
+                rerun.failure_text().unwrap_or_else(|| format!("seed {} failed once but not again", r.seed))
+            );
         }
         let stop = stop_at_first && !f.is_empty();
         failures.extend(f);

@@ -121,7 +121,13 @@ pub fn run_seed(seed: u64, cfg: &SimConfig) -> SeedReport {
 
 /// Runs seeds `start..start + count` on `threads` threads; returns the reports of failing seeds (sorted by seed)
 /// and the number of seeds run.
-pub fn run_seeds(start: u64, count: u64, threads: usize, cfg: &SimConfig, stop_at_first: bool) -> (Vec<SeedReport>, u64) {
+pub fn run_seeds(
+    start: u64,
+    count: u64,
+    threads: usize,
+    cfg: &SimConfig,
+    stop_at_first: bool,
+) -> (Vec<SeedReport>, u64) {
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     let next = AtomicU64::new(start);
     let ran = AtomicU64::new(0);

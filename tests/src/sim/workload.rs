@@ -284,7 +284,10 @@ impl WorkloadJob {
             if ok || done.status.is_path_error() {
                 s.violate(
                     now_ns,
-                    format!("read past the end (LBA {}) completed with {} instead of a command error", rec.lba, done.status),
+                    format!(
+                        "read past the end (LBA {}) completed with {} instead of a command error",
+                        rec.lba, done.status
+                    ),
                 );
             } else {
                 s.expected_errors += 1;
@@ -391,11 +394,8 @@ impl<Q: HostQpair> CoreJob<Q> for WorkloadJob {
         s.retries = self.ch.stats().retries;
         // The channel's own counters must agree with the application's.
         if self.ch.outstanding() != s.outstanding() {
-            let what = format!(
-                "channel has {} IOs outstanding, the application {}",
-                self.ch.outstanding(),
-                s.outstanding()
-            );
+            let what =
+                format!("channel has {} IOs outstanding, the application {}", self.ch.outstanding(), s.outstanding());
             s.violate(io.now_ns(), what);
         }
         JobStatus::Running

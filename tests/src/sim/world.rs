@@ -7,8 +7,6 @@
 
 use std::sync::{Arc, Mutex};
 
-use target::config::{ListenAddress, NamespaceParams, SubsystemParams, TargetState};
-use target::{GatewayContext, GatewayCore, QpairOrigin};
 use engine::host::ctrlr::{CtrlrShared, CtrlrState, PathEvent, PathEventKind, ReconnectPolicy};
 use engine::sim::{SimHostTransport, SimListener, SimNetwork};
 use engine::{
@@ -19,6 +17,8 @@ use multipath::{MpBdev, PathRef, Policy, Selector};
 use protocol::log::AnaState;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use target::config::{ListenAddress, NamespaceParams, SubsystemParams, TargetState};
+use target::{GatewayContext, GatewayCore, QpairOrigin};
 
 use super::workload::{Phase, Shared, WorkloadJob, WorkloadParams};
 use super::{SeedReport, SimConfig};
@@ -91,7 +91,9 @@ impl Gateway {
         let ctx = GatewayContext::new(Arc::new(Mutex::new(st)));
         let mut reactor = Reactor::new(0, 0, GatewayCore::new(0, ctx.clone()), clock.clone(), 16);
         let listener = net.target().listen(self.traddr, PORT, &TargetOptions::default()).expect("listen");
-        reactor.poller().add_listener(QpairOrigin { listen: self.listen.clone(), opts: TargetOptions::default() }, listener);
+        reactor
+            .poller()
+            .add_listener(QpairOrigin { listen: self.listen.clone(), opts: TargetOptions::default() }, listener);
         self.running = Some((reactor, ctx));
         self.hung = false;
     }
@@ -170,8 +172,7 @@ impl World {
         let bdev = Arc::new(
             target::bdev::Bdev::malloc("Malloc0", cfg.num_blocks, cfg.block_size, Some(UUID)).expect("malloc"),
         );
-        let mut gateways =
-            vec![Gateway::new("127.0.0.2", 1, 32760), Gateway::new("127.0.0.3", 32761, 65519)];
+        let mut gateways = vec![Gateway::new("127.0.0.2", 1, 32760), Gateway::new("127.0.0.3", 32761, 65519)];
         for g in &mut gateways {
             g.start(&net, &dyn_clock, &bdev);
         }
@@ -387,7 +388,11 @@ impl World {
             ..ControllerOptions::default()
         };
         let host_id = HostIdentity { hostnqn: "nqn.2014-08.org.nvmexpress:uuid:sim-host".into(), hostid: [7; 16] };
-        lock(&self.shared).trace.record(0, "attach", [kato_ms.into(), self.reconnect_delay_ms, self.step_ns, opts.io_timeout_ms]);
+        lock(&self.shared).trace.record(
+            0,
+            "attach",
+            [kato_ms.into(), self.reconnect_delay_ms, self.step_ns, opts.io_timeout_ms],
+        );
         let mut replies = Vec::new();
         for (i, g) in self.gateways.iter().enumerate() {
             let trid = TransportId::tcp(g.traddr, PORT, NQN);
@@ -416,7 +421,10 @@ impl World {
                     }
                 }
             }
-            let ready = self.paths.iter().all(|p| p.shared.state() == CtrlrState::Enabled && p.shared.cores_connected() & 1 != 0);
+            let ready = self
+                .paths
+                .iter()
+                .all(|p| p.shared.state() == CtrlrState::Enabled && p.shared.cores_connected() & 1 != 0);
             if data.iter().all(Option::is_some) && ready {
                 break;
             }
