@@ -13,6 +13,7 @@ pub mod mplab;
 pub mod pattern;
 pub mod raw_host;
 pub mod sim;
+pub mod vmlab;
 
 use std::time::{Duration, Instant};
 

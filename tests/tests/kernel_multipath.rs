@@ -16,11 +16,10 @@
 //! be built the test fails with the builder's output; it never passes
 //! without running.
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use corepath_tests::bins::{binary, run_with_timeout, Daemon, TempDir};
-use corepath_tests::wait_for;
+use corepath_tests::bins::binary;
+use corepath_tests::vmlab::{kernel_complaints, nvme_lines, Guest};
 
 /// The subsystem both gateways serve (DESIGN.md's names).
 const NQN: &str = "nqn.2021-06.io.spdk:ctc_rbd0";
@@ -37,120 +36,6 @@ const FIO_BS: &str = "4k";
 const FIO_SIZE: &str = "16M";
 /// Boot, the job and power-off must finish within this (TCG, loaded 2-core machine).
 const JOB_TIMEOUT: Duration = Duration::from_secs(300);
-
-fn vmlab_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("vmlab")
-}
-
-/// Builds the guest (or finds it in the cache) and returns its directory;
-/// panics with the builder's output when it cannot.
-fn guest_dir() -> PathBuf {
-    let script = vmlab_dir().join("build.sh");
-    let out = run_with_timeout(&script, &[], Duration::from_secs(3600))
-        .unwrap_or_else(|| panic!("{} still running after 60 min (killed)", script.display()));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "the vmlab guest could not be built ({}), so the kernel multipath test cannot run.\n\
-         It needs Debian 12 (bookworm), root or sudo, and a reachable Debian mirror.\n--- build.sh stderr ---\n{stderr}",
-        out.status
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let dir = PathBuf::from(stdout.lines().last().unwrap_or_default().trim());
-    assert!(dir.join("READY").is_file(), "build.sh printed {dir:?}, which is not a built guest:\n{stderr}");
-    dir
-}
-
-/// A guest running one job: QEMU (killed by PID on drop, even on panic) and
-/// the 9p share holding the job, its environment and what it writes.
-struct Guest {
-    qemu: Daemon,
-    share: TempDir,
-    started: Instant,
-}
-
-impl Guest {
-    fn start(job: &str, env: &[(&str, &str)], files: &[PathBuf]) -> Guest {
-        let guest = guest_dir();
-        let share = TempDir::new("vmlab-mp");
-        let jobs = vmlab_dir().join("jobs");
-        std::fs::copy(jobs.join(job), share.join("job.sh")).expect("copy the job");
-        std::fs::copy(jobs.join("lib.sh"), share.join("lib.sh")).expect("copy lib.sh");
-        let env_text: String = env.iter().map(|(k, v)| format!("{k}='{v}'\n")).collect();
-        std::fs::write(share.join("job.env"), env_text).expect("write job.env");
-        for f in files {
-            let name = f.file_name().expect("file name");
-            std::fs::copy(f, share.path().join(name)).unwrap_or_else(|e| panic!("copy {}: {e}", f.display()));
-        }
-        let guest_arg = guest.to_str().expect("UTF-8 path").to_string();
-        let share_arg = share.path().to_str().expect("UTF-8 path").to_string();
-        // boot.sh execs QEMU, so the Daemon's PID is QEMU's.
-        let qemu = Daemon::spawn(&vmlab_dir().join("boot.sh"), &[&guest_arg, &share_arg], &share.join("qemu.log"));
-        eprintln!("vmlab: guest pid {} running {job}, share {}", qemu.pid(), share.path().display());
-        Guest { qemu, share, started: Instant::now() }
-    }
-
-    /// Waits for the guest to power off; returns the job's exit status.
-    fn wait_job(&mut self, timeout: Duration) -> i32 {
-        let qemu = &mut self.qemu;
-        let status = wait_for(timeout, Duration::from_millis(200), || qemu.try_exit_status());
-        let Some(status) = status else {
-            panic!("guest still running after {timeout:?}; killed\n{}", self.report());
-        };
-        let rc = self.read("job.rc").trim().parse().ok();
-        eprintln!("vmlab: guest exited ({status}) after {:?}, job rc {rc:?}", self.started.elapsed());
-        rc.unwrap_or_else(|| panic!("the guest job did not finish (QEMU {status})\n{}", self.report()))
-    }
-
-    fn read(&self, name: &str) -> String {
-        std::fs::read_to_string(self.share.join(name)).unwrap_or_default()
-    }
-
-    fn report(&self) -> String {
-        format!(
-            "--- guest job output ---\n{}\n--- guest dmesg (nvme) ---\n{}\n--- serial console ---\n{}\n--- qemu ---\n{}",
-            self.read("job.log"),
-            nvme_lines(&self.read("dmesg.txt")),
-            self.read("console.log"),
-            self.read("qemu.log")
-        )
-    }
-}
-
-fn nvme_lines(dmesg: &str) -> String {
-    dmesg.lines().filter(|l| l.contains("nvme")).collect::<Vec<_>>().join("\n")
-}
-
-/// dmesg lines that mean the kernel disliked something we sent or did:
-/// warnings and oopses anywhere, and nvme lines about PDUs, digests, unknown
-/// tags or invalid fields (the same rule as kernel_interop.rs). The error
-/// recovery and refused reconnects after the kill, and the failed shutdown
-/// of the dead controller at disconnect, are expected and use none of these
-/// words (see the test below).
-fn kernel_complaints(dmesg: &str) -> Vec<String> {
-    const ANYWHERE: [&str; 5] = ["WARNING:", "BUG:", "kernel BUG", "Call Trace", "Oops"];
-    const ABOUT_US: [&str; 10] = [
-        "pdu",
-        "digest",
-        "unexpected",
-        "invalid",
-        "malformed",
-        "mismatch",
-        "could not locate",
-        "not found",
-        "protocol error",
-        "bad ",
-    ];
-    dmesg
-        .lines()
-        .filter(|l| {
-            let lower = l.to_ascii_lowercase();
-            ANYWHERE.iter().any(|p| l.contains(p))
-                || (lower.contains("nvme") && ABOUT_US.iter().any(|p| lower.contains(p)))
-        })
-        .map(str::to_string)
-        .collect()
-}
 
 /// The `nvme list-subsys` path lines (` +- nvmeN tcp traddr=...,trsvcid=... STATE`).
 fn path_lines(list_subsys: &str) -> Vec<&str> {
@@ -189,7 +74,8 @@ fn kernel_native_multipath_keeps_fio_verified_through_ana_inaccessible_and_gatew
         ("FIO_BS", FIO_BS),
         ("FIO_SIZE", FIO_SIZE),
     ];
-    let mut guest = Guest::start("kernel-multipath.sh", &env, &[binary("corepath-tgt"), binary("corepath-rpc")]);
+    let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (*k, v.to_string())).collect();
+    let mut guest = Guest::start("kernel-multipath.sh", &env, &[binary("corepath-tgt"), binary("corepath-rpc")], None);
     let rc = guest.wait_job(JOB_TIMEOUT);
     let log = guest.read("job.log");
     eprintln!("--- guest job output ---\n{log}");
