@@ -12,6 +12,7 @@
 # around the path's failure event.
 #
 # Usage: perf/multipath.sh [PAIRS] [RUNTIME_SECS]   (defaults 3 and 10)
+#        SKIP_STALLS=1 perf/multipath.sh ...          (the overhead part only)
 # Writes perf/results/<UTC date>-multipath.md and .json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -108,9 +109,11 @@ stall_run() { # fault kato_ms(or "") run
   first=0
   printf '{"fault":"%s","kato_ms":"%s","run":%s,"result":%s}\n' "$fault" "${kato:-default}" "$run" "$j" >> "$JSON"
 }
-for r in 1 2 3 4 5; do stall_run sigkill "" "$r" 8; done
-for r in 1 2 3 4 5; do stall_run blackhole 800 "$r" 8; done
-for r in 1 2 3 4 5; do stall_run blackhole "" "$r" 30; done
+if [ "${SKIP_STALLS:-0}" != 1 ]; then
+  for r in 1 2 3 4 5; do stall_run sigkill "" "$r" 8; done
+  for r in 1 2 3 4 5; do stall_run blackhole 800 "$r" 8; done
+  for r in 1 2 3 4 5; do stall_run blackhole "" "$r" 30; done
+fi
 echo ']}' >> "$JSON"
 
 python3 perf/multipath_report.py "$JSON" "$OUT_DIR/$STAMP-multipath.md" "$RUNTIME" "$PAIRS"
