@@ -18,7 +18,7 @@ use transport_tcp::TcpHostTransport;
 use crate::cli::{BenchConfig, TargetMode};
 use crate::embedded::{EmbeddedGateway, EmbeddedPair};
 use crate::failover::MultipathReport;
-use crate::job::{IoStatus, Job, JobSpec};
+use crate::job::{IoRequest, IoStatus, Job, JobSpec};
 use crate::plan::{plan_jobs, NamespaceGeometry};
 use crate::report::JobReport;
 use crate::stats::{JobStats, LiveCounters};
@@ -174,6 +174,30 @@ fn run_raw(config: &BenchConfig, trids: &[TransportId]) -> Result<Vec<JobReport>
         .collect())
 }
 
+/// The job's next IO with its slot's buffer, sized and (for a write) filled,
+/// as the engine's operation; `None` when the job has nothing to send now. A
+/// request whose slot has no buffer (still lent out) is cancelled.
+pub(crate) fn next_io_with_buffer(
+    job: &mut Job,
+    bufs: &mut [Option<IoBuf>],
+    now_ns: u64,
+) -> Option<(IoRequest, IoBuf, engine::IoOp)> {
+    let req = job.next_io(now_ns)?;
+    let Some(mut buf) = bufs.get_mut(usize::from(req.slot)).and_then(Option::take) else {
+        job.cancel(req.slot);
+        return None;
+    };
+    buf.set_len(req.len_bytes as usize);
+    let op = match req.op {
+        IoOp::Read => engine::IoOp::Read,
+        IoOp::Write => {
+            job.fill_write(&req, buf.as_mut_slice());
+            engine::IoOp::Write
+        }
+    };
+    Some((req, buf, op))
+}
+
 /// Extra time a run may take for `--verify_final_pass`: the pass reads at most
 /// one unit per write the job completed, at the same depth, so it takes about
 /// as long as the run at most.
@@ -219,20 +243,8 @@ impl<Q: HostQpair> CoreJob<Q> for BenchCoreJob {
             self.started = true;
         }
         job.tick(now_ns);
-        while let Some(req) = job.next_io(now_ns) {
+        while let Some((req, buf, op)) = next_io_with_buffer(job, &mut self.bufs, now_ns) {
             let slot = usize::from(req.slot);
-            let Some(mut buf) = self.bufs.get_mut(slot).and_then(Option::take) else {
-                job.cancel(req.slot);
-                break;
-            };
-            buf.set_len(req.len_bytes as usize);
-            let op = match req.op {
-                IoOp::Read => engine::IoOp::Read,
-                IoOp::Write => {
-                    job.fill_write(&req, buf.as_mut_slice());
-                    engine::IoOp::Write
-                }
-            };
             if let Err(e) = io.submit(&self.ns, op, req.slba, req.nlb, Some(buf), u64::from(req.slot)) {
                 if let Some(b) = self.bufs.get_mut(slot) {
                     *b = e.buf;

@@ -24,13 +24,13 @@ use crate::embedded::EmbeddedPair;
 use crate::failover::{
     analyse, io_error_span_ms, window_after_ns, MultipathReport, PathCount, PathEventRecord, Timeline,
 };
+use crate::glue::next_io_with_buffer;
 use crate::glue::{final_pass_allowance_ns, GlueError, RunOutcome};
 use crate::job::{IoStatus, Job, JobSpec};
 use crate::plan::{plan_jobs, NamespaceGeometry};
 use crate::report::JobReport;
 use crate::stats::{JobStats, LiveCounters};
 use crate::status::StatusLine;
-use crate::workload::IoOp;
 
 /// The controller name the bench attaches its paths under (DESIGN.md's).
 pub const CONTROLLER_NAME: &str = "Nvme0";
@@ -389,20 +389,8 @@ impl<Q: HostQpair> CoreJob<Q> for MpCoreJob {
         }
         let Some(job) = self.job.as_mut() else { return JobStatus::Finished };
         job.tick(now_ns);
-        while let Some(req) = job.next_io(now_ns) {
+        while let Some((req, buf, op)) = next_io_with_buffer(job, &mut self.bufs, now_ns) {
             let slot = usize::from(req.slot);
-            let Some(mut buf) = self.bufs.get_mut(slot).and_then(Option::take) else {
-                job.cancel(req.slot);
-                break;
-            };
-            buf.set_len(req.len_bytes as usize);
-            let op = match req.op {
-                IoOp::Read => engine::IoOp::Read,
-                IoOp::Write => {
-                    job.fill_write(&req, buf.as_mut_slice());
-                    engine::IoOp::Write
-                }
-            };
             if let Err(e) = self.ch.submit(io, op, req.slba, req.nlb, Some(buf), u64::from(req.slot)) {
                 if let Some(b) = self.bufs.get_mut(slot) {
                     *b = e.buf;
