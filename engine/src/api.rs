@@ -90,9 +90,15 @@ pub struct ControllerOptions {
     pub data_digest: bool,
     /// Give up bring-up after this long.
     pub connect_timeout_ms: u64,
-    /// An IO outstanding longer than this resets the controller (0 = no limit,
-    /// SPDK's default; keep-alive still catches a hung controller).
+    /// An IO outstanding longer than this triggers `action_on_timeout`
+    /// (0 = no limit, SPDK's default; keep-alive still catches a hung controller).
     pub io_timeout_ms: u64,
+    /// An admin command (other than an AER) unanswered this long fails the
+    /// controller; 0 = the same as `io_timeout_ms` (SPDK's `timeout_admin_us`).
+    /// Keep-alives keep their own KATO/2 deadline.
+    pub admin_timeout_ms: u64,
+    /// What a timed-out IO command leads to.
+    pub action_on_timeout: TimeoutAction,
     /// When to reconnect after a failure, and for how long.
     pub reconnect: ReconnectPolicy,
 }
@@ -107,7 +113,44 @@ impl Default for ControllerOptions {
             data_digest: false,
             connect_timeout_ms: 10_000,
             io_timeout_ms: 0,
+            admin_timeout_ms: 0,
+            action_on_timeout: TimeoutAction::Abort,
             reconnect: ReconnectPolicy::default(),
+        }
+    }
+}
+
+/// What an IO command outstanding longer than `io_timeout_ms` leads to
+/// (SPDK's `action_on_timeout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeoutAction {
+    /// Record it (a path event) and keep waiting.
+    None,
+    /// Reset the controller: its IOs move to another path.
+    Reset,
+    /// Send an Abort for the command; reset when the controller answers that
+    /// it did not abort it and it is still outstanding, or when the Abort
+    /// outlives the admin timeout.
+    Abort,
+}
+
+impl TimeoutAction {
+    /// SPDK's name: none, reset, abort.
+    pub fn spdk_name(self) -> &'static str {
+        match self {
+            TimeoutAction::None => "none",
+            TimeoutAction::Reset => "reset",
+            TimeoutAction::Abort => "abort",
+        }
+    }
+
+    /// Parses SPDK's name.
+    pub fn from_spdk_name(name: &str) -> Option<Self> {
+        match name {
+            "none" => Some(TimeoutAction::None),
+            "reset" => Some(TimeoutAction::Reset),
+            "abort" => Some(TimeoutAction::Abort),
+            _ => None,
         }
     }
 }

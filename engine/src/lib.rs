@@ -16,7 +16,7 @@ pub mod ring;
 pub mod transport;
 pub mod trid;
 
-pub use api::{format_uuid, Controller, ControllerOptions, Engine, EngineError, EngineOptions};
+pub use api::{format_uuid, Controller, ControllerOptions, Engine, EngineError, EngineOptions, TimeoutAction};
 pub use buf::{BufPool, IoBuf};
 pub use clock::{Clock, ManualClock, MonotonicClock};
 pub use host::{

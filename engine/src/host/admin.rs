@@ -24,6 +24,10 @@ const KEEP_ALIVE_CID: u16 = 1;
 const FIRST_AER_CID: u16 = 2;
 /// AERs kept outstanding at most (capped by the controller's AERL).
 const MAX_AERS: u16 = 4;
+/// Command ID of the Abort (one in flight at a time: ACL is at least 1, NVMe Base 2.0c §5.1).
+const ABORT_CID: u16 = FIRST_AER_CID + MAX_AERS;
+/// Command IDs that have a send time.
+const TRACKED_CIDS: usize = ABORT_CID as usize + 1;
 /// Admin queue entries; bring-up, keep-alive and AERs need far fewer.
 pub(crate) const ADMIN_QUEUE_DEPTH: u16 = 32;
 
@@ -100,6 +104,33 @@ pub(crate) struct AdminOptions {
     pub(crate) io_queues_wanted: u16,
     pub(crate) keep_alive_timeout_ms: u32,
     pub(crate) bringup_timeout_ns: u64,
+    /// An ANA log read or Abort unanswered this long fails the queue (0 = never).
+    pub(crate) command_timeout_ns: u64,
+}
+
+impl AdminOptions {
+    /// The admin queue's part of a controller's options.
+    pub(crate) fn of(opts: &crate::api::ControllerOptions, io_queues_wanted: u16) -> Self {
+        let command_timeout_ms = if opts.admin_timeout_ms > 0 { opts.admin_timeout_ms } else { opts.io_timeout_ms };
+        AdminOptions {
+            io_queues_wanted,
+            keep_alive_timeout_ms: opts.keep_alive_timeout_ms,
+            bringup_timeout_ns: opts.connect_timeout_ms * 1_000_000,
+            command_timeout_ns: command_timeout_ms * 1_000_000,
+        }
+    }
+}
+
+/// The controller's answer to an Abort.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AbortAnswer {
+    /// Submission queue of the command.
+    pub(crate) sqid: u16,
+    /// Its command ID.
+    pub(crate) cid: u16,
+    /// The controller aborted it (Dword 0 bit 0 clear); the command then
+    /// completes with Command Abort Requested.
+    pub(crate) aborted: bool,
 }
 
 /// One controller's admin queue.
@@ -124,7 +155,7 @@ pub(crate) struct AdminQueue<Q: HostQpair> {
     /// Time of the current poll (sends are stamped with it).
     now_ns: u64,
     /// Send time per command ID in flight.
-    sent_at_ns: [u64; FIRST_AER_CID as usize + MAX_AERS as usize],
+    sent_at_ns: [u64; TRACKED_CIDS],
     /// When the last completion arrived, and when the command it answered was sent.
     last_answer_ns: u64,
     last_answered_send_ns: u64,
@@ -138,6 +169,10 @@ pub(crate) struct AdminQueue<Q: HostQpair> {
     ana_log_wanted: bool,
     /// An ANA log read is on the wire (uses INIT_CID after bring-up).
     ana_log_in_flight: bool,
+    /// The Abort on the wire: (SQID, CID) of the command it aborts.
+    abort_in_flight: Option<(u16, u16)>,
+    /// The last Abort's answer, for the supervisor.
+    abort_answer: Option<AbortAnswer>,
 }
 
 impl<Q: HostQpair> AdminQueue<Q> {
@@ -168,7 +203,7 @@ impl<Q: HostQpair> AdminQueue<Q> {
             keep_alive_sent_ns: 0,
             last_send_ns: now_ns,
             now_ns,
-            sent_at_ns: [0; FIRST_AER_CID as usize + MAX_AERS as usize],
+            sent_at_ns: [0; TRACKED_CIDS],
             last_answer_ns: now_ns,
             last_answered_send_ns: 0,
             peer_closed: false,
@@ -176,6 +211,8 @@ impl<Q: HostQpair> AdminQueue<Q> {
             ana_dirty: false,
             ana_log_wanted: false,
             ana_log_in_flight: false,
+            abort_in_flight: None,
+            abort_answer: None,
         })
     }
 
@@ -228,6 +265,50 @@ impl<Q: HostQpair> AdminQueue<Q> {
         if self.controller.ana_reporting {
             self.ana_log_wanted = true;
         }
+    }
+
+    /// Sends an Abort for command `cid` of submission queue `sqid` (NVMe Base
+    /// 2.0c §5.1: SQID in CDW10 bits 15:0, CID in bits 31:16). False when the
+    /// queue is not up or an Abort is already on the wire.
+    pub(crate) fn send_abort(&mut self, sqid: u16, cid: u16, now_ns: u64) -> bool {
+        if self.state != AdminState::Ready || self.abort_in_flight.is_some() {
+            return false;
+        }
+        self.now_ns = now_ns;
+        let sqe = Sqe { opc: opcode::admin::ABORT, cdw10: u32::from(sqid) | (u32::from(cid) << 16), ..Sqe::default() };
+        self.send(sqe, ABORT_CID, DataPhase::None);
+        self.abort_in_flight = Some((sqid, cid));
+        if let Err(e) = self.transport.flush() {
+            self.fail(format!("admin queue send: {e}"), &e);
+        }
+        true
+    }
+
+    /// Whether an Abort is on the wire.
+    pub(crate) fn abort_in_flight(&self) -> bool {
+        self.abort_in_flight.is_some()
+    }
+
+    /// The answer to the last Abort, once.
+    pub(crate) fn take_abort_answer(&mut self) -> Option<AbortAnswer> {
+        self.abort_answer.take()
+    }
+
+    /// The first command (ANA log read, Abort) that outlived the admin
+    /// command timeout, if one did.
+    fn overdue_command(&self, now_ns: u64) -> Option<&'static str> {
+        let limit_ns = self.opts.command_timeout_ns;
+        if limit_ns == 0 {
+            return None;
+        }
+        let overdue = |cid: u16| now_ns.saturating_sub(self.sent_at_ns[usize::from(cid)]) > limit_ns;
+        if self.ana_log_in_flight && overdue(INIT_CID) {
+            return Some("Get Log Page (ANA) timed out");
+        }
+        if self.abort_in_flight.is_some() && overdue(ABORT_CID) {
+            return Some("Abort timed out");
+        }
+        None
     }
 
     fn fail(&mut self, why: String, e: &TransportError) {
@@ -425,6 +506,7 @@ impl<Q: HostQpair> AdminQueue<Q> {
                 let mut init_done = None;
                 let mut ka_done = false;
                 let mut aer_done: Option<Cqe> = None;
+                let mut abort_done: Option<Cqe> = None;
                 let sent_at_ns = &self.sent_at_ns;
                 let mut answered_send_ns = None;
                 let r = self.transport.poll(now_ns, |cqe: Cqe| {
@@ -435,6 +517,7 @@ impl<Q: HostQpair> AdminQueue<Q> {
                         INIT_CID => init_done = Some(cqe),
                         KEEP_ALIVE_CID => ka_done = true,
                         cid if (FIRST_AER_CID..FIRST_AER_CID + MAX_AERS).contains(&cid) => aer_done = Some(cqe),
+                        ABORT_CID => abort_done = Some(cqe),
                         _ => {}
                     }
                 });
@@ -454,6 +537,13 @@ impl<Q: HostQpair> AdminQueue<Q> {
                 }
                 if let Some(cqe) = aer_done {
                     self.on_async_event(cqe);
+                }
+                if let (Some(cqe), Some((sqid, cid))) = (abort_done, self.abort_in_flight) {
+                    self.abort_in_flight = None;
+                    // An error status counts as "not aborted": the command is still out there.
+                    let aborted = cqe.status().is_success() && cqe.dw0 & 1 == 0;
+                    self.abort_answer = Some(AbortAnswer { sqid, cid, aborted });
+                    work += 1;
                 }
                 if self.state == AdminState::Ready {
                     // After bring-up INIT_CID carries only ANA log reads.
@@ -500,6 +590,12 @@ impl<Q: HostQpair> AdminQueue<Q> {
             }
             if !was_tick {
                 work += 1;
+            }
+        }
+        if self.state == AdminState::Ready {
+            if let Some(why) = self.overdue_command(now_ns) {
+                self.state = AdminState::Failed(why.to_string());
+                return work + 1;
             }
         }
         if self.state == AdminState::Ready && self.opts.keep_alive_timeout_ms > 0 {

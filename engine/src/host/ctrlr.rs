@@ -17,6 +17,12 @@
 //! `AdminQueue::association_dead_at_ns`: one or two KATOs after the last
 //! admin answer). Our sockets are closed with RST, so nothing we sent is
 //! retransmitted after that.
+//!
+//! Command timeouts: a core whose oldest IO outlived `io_timeout_ms` asks the
+//! supervisor for an Abort of it ([`AbortRequest`]); the supervisor answers
+//! through a per-core word (`abort_refused`). A refused Abort of a command
+//! still outstanding, or an Abort that outlives the admin timeout, resets the
+//! controller (SPDK's `action_on_timeout` abort, then reset).
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::mpsc::Sender;
@@ -30,6 +36,25 @@ use crate::host::admin::{AdminOptions, AdminQueue, AdminState};
 use crate::host::{ControllerData, HostIdentity};
 use crate::transport::{HostTransport, QpairOptions};
 use crate::trid::TransportId;
+
+/// Reactors a controller tracks per core (bit masks and abort answers).
+const TRACKED_REACTORS: usize = 64;
+/// Abort requests waiting for the supervisor at most; a core whose request
+/// does not fit resets the controller when its wait runs out.
+const ABORT_QUEUE_LEN: usize = 64;
+
+/// A core asks the supervisor to abort one command of its IO queue pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AbortRequest {
+    /// The core's IO queue ID (reactor index + 1).
+    pub(crate) qid: u16,
+    /// The command.
+    pub(crate) cid: u16,
+    /// The association the command was sent on.
+    pub(crate) generation: u32,
+    /// The core's number for this request, echoed in the answer.
+    pub(crate) seq: u32,
+}
 
 /// Namespaces whose ANA state is tracked per controller (NSIDs 1..=this).
 pub const MAX_TRACKED_NSID: u32 = 64;
@@ -114,6 +139,22 @@ pub enum PathEventKind {
     },
     /// ctrlr_loss_timeout ran out: no more attempts.
     Lost,
+    /// An IO command outlived `io_timeout_ms`.
+    CommandTimedOut {
+        /// IO queue ID.
+        qid: u16,
+        /// Command ID.
+        cid: u16,
+    },
+    /// The controller answered an Abort of a timed-out command.
+    AbortAnswered {
+        /// IO queue ID.
+        qid: u16,
+        /// Command ID.
+        cid: u16,
+        /// It aborted the command (else the command runs on, and a reset follows).
+        aborted: bool,
+    },
     /// The ANA state of a namespace changed.
     AnaChanged {
         /// Namespace.
@@ -171,6 +212,10 @@ pub struct CtrlrShared {
     io_params: AtomicU64,
     events: ArrayQueue<PathEvent>,
     last_failure: Mutex<String>,
+    /// Cores' requests to abort a timed-out command.
+    abort_requests: ArrayQueue<AbortRequest>,
+    /// Per reactor: the last refused Abort, `seq << 16 | cid` (0: none).
+    abort_refused: [AtomicU64; TRACKED_REACTORS],
 }
 
 impl Default for CtrlrShared {
@@ -198,6 +243,8 @@ impl CtrlrShared {
             io_params: AtomicU64::new(0),
             events: ArrayQueue::new(EVENT_QUEUE_LEN),
             last_failure: Mutex::new(String::new()),
+            abort_requests: ArrayQueue::new(ABORT_QUEUE_LEN),
+            abort_refused: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
 
@@ -282,12 +329,23 @@ impl CtrlrShared {
     }
 
     pub(crate) fn set_core_connected(&self, reactor: usize, up: bool) {
-        let bit = 1u64 << (reactor % 64);
+        let bit = 1u64 << (reactor % TRACKED_REACTORS);
         if up {
             self.cores_connected.fetch_or(bit, Ordering::AcqRel);
         } else {
             self.cores_connected.fetch_and(!bit, Ordering::AcqRel);
         }
+    }
+
+    /// A core asks for an Abort; false when the queue is full.
+    pub(crate) fn request_abort(&self, req: AbortRequest) -> bool {
+        self.abort_requests.push(req).is_ok()
+    }
+
+    /// Whether the controller refused request `seq` of `reactor` for `cid`.
+    pub(crate) fn abort_refused(&self, reactor: usize, seq: u32, cid: u16) -> bool {
+        let want = (u64::from(seq) << 16) | u64::from(cid);
+        self.abort_refused[reactor % TRACKED_REACTORS].load(Ordering::Acquire) == want
     }
 
     /// Reconnect attempts since attach.
@@ -342,6 +400,8 @@ pub(crate) struct Supervisor<Q: crate::transport::HostQpair> {
     pub(crate) data: ControllerData,
     ever_enabled: bool,
     enabled_at_ns: u64,
+    /// The request whose Abort is on the wire.
+    abort_on_wire: Option<AbortRequest>,
 }
 
 impl<Q: crate::transport::HostQpair> Supervisor<Q> {
@@ -371,6 +431,7 @@ impl<Q: crate::transport::HostQpair> Supervisor<Q> {
             data: ControllerData::default(),
             ever_enabled: false,
             enabled_at_ns: 0,
+            abort_on_wire: None,
         })
     }
 
@@ -384,6 +445,7 @@ impl<Q: crate::transport::HostQpair> Supervisor<Q> {
                 match admin.state().clone() {
                     AdminState::Ready => {
                         self.generation += 1;
+                        self.abort_on_wire = None;
                         self.data = admin.controller().clone();
                         self.apply_ana(&mut admin, now_ns);
                         self.shared.reset_requested.store(false, Ordering::Release);
@@ -427,6 +489,7 @@ impl<Q: crate::transport::HostQpair> Supervisor<Q> {
                 if admin.ana_dirty() {
                     self.apply_ana(&mut admin, now_ns);
                 }
+                work += self.relay_aborts(&mut admin, now_ns);
                 let failure = match admin.state() {
                     AdminState::Failed(why) => Some((why.clone(), admin.peer_closed())),
                     _ if self.shared.reset_requested.swap(false, Ordering::AcqRel) => {
@@ -472,6 +535,37 @@ impl<Q: crate::transport::HostQpair> Supervisor<Q> {
             Life::Delayed { until_ns } => Life::Delayed { until_ns },
             Life::Failed => Life::Failed,
         };
+        work
+    }
+
+    /// Sends the cores' Abort requests (one on the wire at a time) and hands
+    /// refusals back to the core that asked.
+    fn relay_aborts(&mut self, admin: &mut AdminQueue<Q>, now_ns: u64) -> usize {
+        let mut work = 0;
+        if let Some(answer) = admin.take_abort_answer() {
+            work += 1;
+            if let Some(req) = self.abort_on_wire.take().filter(|r| r.qid == answer.sqid && r.cid == answer.cid) {
+                let kind = PathEventKind::AbortAnswered { qid: req.qid, cid: req.cid, aborted: answer.aborted };
+                self.shared.push_event(now_ns, kind);
+                if !answer.aborted {
+                    let reactor = usize::from(req.qid.saturating_sub(1)) % TRACKED_REACTORS;
+                    let word = (u64::from(req.seq) << 16) | u64::from(req.cid);
+                    self.shared.abort_refused[reactor].store(word, Ordering::Release);
+                }
+            }
+        }
+        while !admin.abort_in_flight() {
+            let Some(req) = self.shared.abort_requests.pop() else { break };
+            // A request from an earlier association names a command that is gone.
+            if req.generation != self.generation {
+                continue;
+            }
+            if admin.send_abort(req.qid, req.cid, now_ns) {
+                self.abort_on_wire = Some(req);
+                work += 1;
+            }
+            break;
+        }
         work
     }
 
@@ -559,11 +653,7 @@ pub(crate) fn connect_admin<T: HostTransport>(
         connect_timeout_ns: opts.connect_timeout_ms * 1_000_000,
     };
     let q = transport.connect(trid, &qopts).map_err(|e| format!("connect: {e}"))?;
-    let aopts = AdminOptions {
-        io_queues_wanted: io_queues,
-        keep_alive_timeout_ms: opts.keep_alive_timeout_ms,
-        bringup_timeout_ns: opts.connect_timeout_ms * 1_000_000,
-    };
+    let aopts = AdminOptions::of(opts, io_queues);
     AdminQueue::new(q, aopts, &trid.subnqn, &host.hostnqn, host.hostid, now_ns)
 }
 

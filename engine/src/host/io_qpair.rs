@@ -332,9 +332,20 @@ impl<Q: HostQpair> IoQpair<Q> {
         out.append(&mut self.done);
     }
 
-    /// Submission time of the oldest IO in flight (for command timeouts).
-    pub(crate) fn oldest_submit_ns(&self) -> Option<u64> {
-        self.slots.iter().filter(|s| s.busy).map(|s| s.submit_ns).min()
+    /// The oldest IO in flight, as (command ID, submission time), for command timeouts.
+    pub(crate) fn oldest_in_flight(&self) -> Option<(u16, u64)> {
+        let (cid, slot) = self.slots.iter().enumerate().filter(|(_, s)| s.busy).min_by_key(|(_, s)| s.submit_ns)?;
+        Some((cid as u16, slot.submit_ns))
+    }
+
+    /// Submission time of the IO in flight with command ID `cid`.
+    pub(crate) fn in_flight_since_ns(&self, cid: u16) -> Option<u64> {
+        self.slots.get(usize::from(cid)).filter(|s| s.busy).map(|s| s.submit_ns)
+    }
+
+    /// This queue pair's queue ID.
+    pub(crate) fn qid(&self) -> u16 {
+        self.qid
     }
 
     /// Marks the queue pair dead and fails every outstanding IO with a host

@@ -17,13 +17,13 @@ pub(crate) mod io_qpair;
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
 
-use crate::api::ControllerOptions;
+use crate::api::{ControllerOptions, TimeoutAction};
 use crate::buf::IoBuf;
 use crate::reactor::{Poller, ReactorCtx};
 use crate::transport::{HostQpair, HostTransport, QpairOptions};
 use crate::trid::TransportId;
 use admin::{AdminQueue, AdminState};
-use ctrlr::{CtrlrShared, CtrlrState, PathFault, Supervisor};
+use ctrlr::{AbortRequest, CtrlrShared, CtrlrState, PathEventKind, PathFault, Supervisor};
 use io_qpair::{ConnectParams, IoQpair, QpairState};
 pub use io_qpair::{IoCompletion, IoOp, SubmitError, SubmitErrorKind};
 
@@ -211,10 +211,74 @@ pub(crate) struct Follow {
     generation: u32,
     reported_up: bool,
     next_timeout_scan_ns: u64,
+    /// The command this core last found timed out, and what became of it.
+    timed_out: Option<TimedOut>,
+    /// Numbers this core's Abort requests.
+    abort_seq: u32,
 }
 
+/// A command that outlived the IO timeout on this core.
+#[derive(Debug, Clone, Copy)]
+struct TimedOut {
+    cid: u16,
+    /// Its submission time: tells it apart from a later command with the same ID.
+    submit_ns: u64,
+    /// The Abort request for it, if one was made.
+    abort_seq: Option<u32>,
+    /// Reset when it is still outstanding then (the Abort went unanswered).
+    give_up_at_ns: u64,
+}
+
+/// What the timeout scan asks of the core.
+enum TimeoutVerdict {
+    Nothing,
+    Reset,
+}
 /// How often a core looks for IO that outlived the command timeout.
 const TIMEOUT_SCAN_INTERVAL_NS: u64 = 10_000_000;
+
+impl Follow {
+    /// The command-timeout rule for this core's IO queue pair: the oldest IO
+    /// past `io_timeout_ms` is reported once and, by `action_on_timeout`,
+    /// left alone, or the controller is reset, or an Abort is asked for; a
+    /// refused Abort of a command still outstanding, or no answer within the
+    /// admin timeout (plus one IO timeout of slack), resets.
+    fn scan_timeouts<Q: HostQpair>(&mut self, io: &IoQpair<Q>, reactor: usize, now_ns: u64) -> TimeoutVerdict {
+        let timeout_ns = self.opts.io_timeout_ms * 1_000_000;
+        if let Some(t) = self.timed_out {
+            if io.in_flight_since_ns(t.cid) == Some(t.submit_ns) {
+                let refused = t.abort_seq.is_some_and(|seq| self.shared.abort_refused(reactor, seq, t.cid));
+                if refused || (t.abort_seq.is_some() && now_ns >= t.give_up_at_ns) {
+                    return TimeoutVerdict::Reset;
+                }
+                return TimeoutVerdict::Nothing;
+            }
+            // It completed (or was aborted and completed): look at the next one.
+            self.timed_out = None;
+        }
+        let Some((cid, submit_ns)) = io.oldest_in_flight() else { return TimeoutVerdict::Nothing };
+        if now_ns.saturating_sub(submit_ns) <= timeout_ns {
+            return TimeoutVerdict::Nothing;
+        }
+        self.shared.push_event(now_ns, PathEventKind::CommandTimedOut { qid: io.qid(), cid });
+        let admin_timeout_ns =
+            if self.opts.admin_timeout_ms > 0 { self.opts.admin_timeout_ms * 1_000_000 } else { timeout_ns };
+        let mut t = TimedOut { cid, submit_ns, abort_seq: None, give_up_at_ns: now_ns + admin_timeout_ns + timeout_ns };
+        match self.opts.action_on_timeout {
+            TimeoutAction::None => {}
+            TimeoutAction::Reset => return TimeoutVerdict::Reset,
+            TimeoutAction::Abort => {
+                self.abort_seq = self.abort_seq.wrapping_add(1).max(1);
+                let req = AbortRequest { qid: io.qid(), cid, generation: self.generation, seq: self.abort_seq };
+                // A full queue: no Abort goes out, and the wait below runs out into a reset.
+                let _ = self.shared.request_abort(req);
+                t.abort_seq = Some(self.abort_seq);
+            }
+        }
+        self.timed_out = Some(t);
+        TimeoutVerdict::Nothing
+    }
+}
 
 impl<Q: HostQpair> CoreCtrlr<Q> {
     pub(crate) fn empty() -> Self {
@@ -246,14 +310,16 @@ impl<Q: HostQpair> CoreCtrlr<Q> {
                 io.drain_done(done);
                 self.io = None;
                 f.reported_up = false;
+                f.timed_out = None;
                 f.shared.set_core_connected(reactor, false);
                 return 1;
             }
             if f.opts.io_timeout_ms > 0 && now_ns >= f.next_timeout_scan_ns {
                 f.next_timeout_scan_ns = now_ns + TIMEOUT_SCAN_INTERVAL_NS;
-                if io.oldest_submit_ns().is_some_and(|t| now_ns.saturating_sub(t) > f.opts.io_timeout_ms * 1_000_000) {
+                if let TimeoutVerdict::Reset = f.scan_timeouts(io, reactor, now_ns) {
                     io.fail_all(PathFault::Abandoned);
                     f.shared.request_reset();
+                    f.timed_out = None;
                     return 1;
                 }
             }
@@ -394,11 +460,7 @@ impl<T: HostTransport> HostCore<T> {
             connect_timeout_ns: opts.connect_timeout_ms * 1_000_000,
         };
         let q = self.transport.connect(trid, &qopts).map_err(|e| format!("connect: {e}"))?;
-        let aopts = admin::AdminOptions {
-            io_queues_wanted: io_queues,
-            keep_alive_timeout_ms: opts.keep_alive_timeout_ms,
-            bringup_timeout_ns: opts.connect_timeout_ms * 1_000_000,
-        };
+        let aopts = admin::AdminOptions::of(opts, io_queues);
         let admin = AdminQueue::new(q, aopts, &trid.subnqn, &host.hostnqn, host.hostid, now_ns)?;
         let c = self.ctrlr_mut(index).ok_or_else(|| format!("controller index {index} out of range"))?;
         c.admin = Some(admin);
@@ -462,6 +524,8 @@ impl<T: HostTransport> HostCore<T> {
             generation: 0,
             reported_up: false,
             next_timeout_scan_ns: 0,
+            timed_out: None,
+            abort_seq: 0,
         });
         Ok(())
     }
