@@ -3,9 +3,9 @@
 //!
 //! Path errors are retried whatever DNR says (they describe the path, not the
 //! command: NVMe Base 2.0c §8.2.3, "retry on another path"); so are commands
-//! aborted by a queue deletion and a namespace not ready without DNR. A
-//! command error (LBA out of range, invalid field, media error, anything with
-//! DNR) is returned at once: retrying it elsewhere would give the same answer
+//! aborted by a queue deletion or by our own Abort of a timed-out command, and
+//! a namespace not ready without DNR. A command error (LBA out of range,
+//! invalid field, media error, anything with DNR) is returned at once: retrying it elsewhere would give the same answer
 //! or, worse, execute a command the controller refused.
 
 use engine::host::ctrlr::PathFault;
@@ -45,6 +45,9 @@ pub fn classify(status: Status, fault: Option<PathFault>) -> Disposition {
         (Path, path::ANA_TRANSITION) => Disposition::RetryPath { ana: Some(AnaState::Change), fault },
         (Path, _) => Disposition::RetryPath { ana: None, fault },
         (Generic, generic::ABORTED_SQ_DELETION) => Disposition::RetryPath { ana: None, fault },
+        // Only this host aborts its commands, and only ones that timed out: an
+        // aborted command is over on the controller, so it is safe to send again.
+        (Generic, generic::ABORT_REQUESTED) => Disposition::RetryPath { ana: None, fault },
         (Generic, generic::NAMESPACE_NOT_READY) if !status.dnr => Disposition::RetryPath { ana: None, fault },
         _ => Disposition::Fail,
     }
@@ -75,6 +78,7 @@ mod tests {
             Disposition::RetryPath { ana: Some(AnaState::Inaccessible), .. }
         ));
         assert!(matches!(classify(Status::generic(generic::NAMESPACE_NOT_READY), None), Disposition::RetryPath { .. }));
+        assert!(matches!(classify(Status::generic(generic::ABORT_REQUESTED), None), Disposition::RetryPath { .. }));
         assert!(matches!(
             classify(Status::path(path::HOST_PATHING_ERROR), Some(PathFault::PeerClosed)),
             Disposition::RetryPath { fault: Some(PathFault::PeerClosed), .. }
