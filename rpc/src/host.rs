@@ -3,14 +3,15 @@
 //! validation and result shapes; and the `corepath-rpc` subcommands that
 //! build their parameters from SPDK's `rpc.py` flags ([`HostCommand`]).
 //!
-//! Nothing here holds state of its own: every call goes to the multipath
+//! The only state held here is what `bdev_nvme_set_options` sets: the
+//! defaults later attaches start from. Every other call goes to the multipath
 //! host, which refuses a bad change without changing anything.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use engine::host::ctrlr::ReconnectPolicy;
 use engine::transport::HostTransport;
-use engine::{format_uuid, AdrFam, ControllerOptions, TrType, TransportId};
+use engine::{format_uuid, AdrFam, ControllerOptions, TimeoutAction, TrType, TransportId};
 use multipath::{
     AttachParams, ControllerInfo, IoPathInfo, MultipathError, MultipathHost, MultipathMode, PathFilter, PathInfo,
     Policy, Selector,
@@ -23,7 +24,8 @@ use crate::params::parse_params;
 use crate::router::RpcHandler;
 
 /// Methods [`HostRpc`] answers.
-pub const HOST_METHODS: [&str; 8] = [
+pub const HOST_METHODS: [&str; 9] = [
+    "bdev_nvme_set_options",
     "bdev_nvme_attach_controller",
     "bdev_nvme_detach_controller",
     "bdev_nvme_get_controllers",
@@ -44,29 +46,71 @@ const EALREADY: i32 = -114;
 const EINVAL: i32 = -22;
 /// `-EIO`: the controller could not be connected.
 const EIO: i32 = -5;
+/// `-EPERM`: options changed after a controller was attached.
+const EPERM: i32 = -1;
+
+/// What an attach starts from where its call says nothing: the engine's
+/// controller options and SPDK's resiliency defaults (`bdev_nvme_set_options`).
+#[derive(Debug, Clone)]
+pub struct AttachDefaults {
+    /// Queue depth, connect timeout, keep-alive, command timeouts.
+    pub opts: ControllerOptions,
+    /// `-l` when an attach gives none (SPDK: 0, never reconnect).
+    pub ctrlr_loss_timeout_sec: i64,
+    /// `-o` when an attach gives none.
+    pub reconnect_delay_sec: u64,
+    /// `-u` when an attach gives none.
+    pub fast_io_fail_timeout_sec: u64,
+}
+
+impl From<ControllerOptions> for AttachDefaults {
+    fn from(opts: ControllerOptions) -> Self {
+        AttachDefaults { opts, ctrlr_loss_timeout_sec: 0, reconnect_delay_sec: 0, fast_io_fail_timeout_sec: 0 }
+    }
+}
 
 /// The host's RPC methods over one [`MultipathHost`].
 pub struct HostRpc<T: HostTransport + 'static> {
     host: Arc<MultipathHost<T>>,
-    /// Options an attach starts from (queue depth, connect timeout); the
-    /// call's parameters override keep-alive, digests and reconnect.
-    defaults: ControllerOptions,
+    /// What an attach starts from; the call's parameters override keep-alive,
+    /// digests and reconnect. Control plane only: the lock is never on an IO path.
+    defaults: Mutex<AttachDefaults>,
 }
 
 impl<T: HostTransport + 'static> HostRpc<T> {
     /// Methods over `host`, attaching with the engine's default controller options.
     pub fn new(host: Arc<MultipathHost<T>>) -> Self {
-        HostRpc { host, defaults: ControllerOptions::default() }
+        Self::with_defaults(host, ControllerOptions::default())
     }
 
     /// Methods over `host`, attaching with `defaults` where a call says nothing.
     pub fn with_defaults(host: Arc<MultipathHost<T>>, defaults: ControllerOptions) -> Self {
-        HostRpc { host, defaults }
+        HostRpc { host, defaults: Mutex::new(defaults.into()) }
     }
 
     /// The multipath host.
     pub fn host(&self) -> &Arc<MultipathHost<T>> {
         &self.host
+    }
+
+    fn defaults(&self) -> AttachDefaults {
+        self.defaults.lock().map(|d| d.clone()).unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    /// `bdev_nvme_set_options`: checked whole, applied whole, and only while
+    /// no controller is attached (SPDK answers `-EPERM` then too).
+    fn set_options(&self, params: Option<&Value>) -> Result<Value, RpcError> {
+        let p = SetOptions::parse(params)?;
+        if !self.host.controllers(None).map_err(mp_error)?.is_empty() {
+            return Err(RpcError::new(
+                EPERM,
+                "Operation not permitted: bdev_nvme_set_options must come before the first bdev_nvme_attach_controller",
+            ));
+        }
+        let mut d = self.defaults.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let next = p.apply(&d)?;
+        *d = next;
+        Ok(json!(true))
     }
 }
 
@@ -76,8 +120,9 @@ where
 {
     fn call(&self, method: &str, params: Option<&Value>) -> Result<Value, RpcError> {
         match method {
+            "bdev_nvme_set_options" => self.set_options(params),
             "bdev_nvme_attach_controller" => {
-                let p = attach_params(parse_params(params)?, &self.defaults, self.host.engine().hostnqn())?;
+                let p = attach_params(parse_params(params)?, &self.defaults(), self.host.engine().hostnqn())?;
                 let names = self.host.attach(&p).map_err(mp_error)?;
                 Ok(json!(names))
             }
@@ -207,7 +252,7 @@ pub struct AttachController {
 /// Checks an attach as SPDK does and turns it into the multipath host's parameters.
 pub fn attach_params(
     p: AttachController,
-    defaults: &ControllerOptions,
+    defaults: &AttachDefaults,
     engine_hostnqn: &str,
 ) -> Result<AttachParams, RpcError> {
     let bad = |m: String| RpcError::invalid_params(m);
@@ -234,11 +279,11 @@ pub fn attach_params(
                 bad(format!("unknown multipath mode '{m}' (expected disable, multipath or failover)"))
             })?),
         };
-    let loss = p.ctrlr_loss_timeout_sec.unwrap_or(0);
-    let delay = p.reconnect_delay_sec.unwrap_or(0);
-    let fast_fail = p.fast_io_fail_timeout_sec.unwrap_or(0);
+    let loss = p.ctrlr_loss_timeout_sec.unwrap_or(defaults.ctrlr_loss_timeout_sec);
+    let delay = p.reconnect_delay_sec.unwrap_or(defaults.reconnect_delay_sec);
+    let fast_fail = p.fast_io_fail_timeout_sec.unwrap_or(defaults.fast_io_fail_timeout_sec);
     check_resiliency(loss, delay, fast_fail)?;
-    let mut opts = defaults.clone();
+    let mut opts = defaults.opts.clone();
     if let Some(kato) = p.keep_alive_timeout_ms {
         opts.keep_alive_timeout_ms = kato;
     }
@@ -298,6 +343,99 @@ pub fn check_resiliency(
         }
     }
     Ok(())
+}
+
+/// `bdev_nvme_set_options`'s params that change something here.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetOptions {
+    /// `-a`: none, reset, abort.
+    action_on_timeout: Option<String>,
+    /// `-t`: IO command timeout, µs; 0 = none.
+    timeout_us: Option<u64>,
+    /// `--timeout-admin-us`: admin command timeout, µs; 0 = as `timeout_us`.
+    timeout_admin_us: Option<u64>,
+    /// `-k`.
+    keep_alive_timeout_ms: Option<u32>,
+    /// `-l`.
+    ctrlr_loss_timeout_sec: Option<i64>,
+    /// `-o`.
+    reconnect_delay_sec: Option<u64>,
+    /// `-u`.
+    fast_io_fail_timeout_sec: Option<u64>,
+}
+
+/// Parameters of SPDK's `bdev_nvme_set_options` (as its `save_config` writes
+/// them, old and new) that tune parts corepath does not have: accepted, so
+/// SPDK configurations load, and without effect (docs/multipath.md says so).
+const SET_OPTIONS_WITHOUT_EFFECT: [&str; 26] = [
+    "retry_count",
+    "arbitration_burst",
+    "low_priority_weight",
+    "medium_priority_weight",
+    "high_priority_weight",
+    "nvme_adminq_poll_period_us",
+    "nvme_ioq_poll_period_us",
+    "io_queue_requests",
+    "delay_cmd_submit",
+    "transport_retry_count",
+    "bdev_retry_count",
+    "transport_ack_timeout",
+    "disable_auto_failback",
+    "generate_uuids",
+    "transport_tos",
+    "nvme_error_stat",
+    "rdma_srq_size",
+    "io_path_stat",
+    "allow_accel_sequence",
+    "rdma_max_cq_size",
+    "rdma_cm_event_timeout_ms",
+    "dhchap_digests",
+    "dhchap_dhgroups",
+    "rdma_umr_per_io",
+    "tcp_connect_timeout_ms",
+    "enable_flush",
+];
+
+impl SetOptions {
+    fn parse(params: Option<&Value>) -> Result<Self, RpcError> {
+        let Some(v) = params else { return Ok(SetOptions::default()) };
+        let Value::Object(map) = v else {
+            return Err(RpcError::invalid_params("bdev_nvme_set_options: params must be an object".to_string()));
+        };
+        // Everything but the accepted-without-effect keys, so unknown names are refused by serde.
+        let known: Map<String, Value> = map
+            .iter()
+            .filter(|(k, _)| !SET_OPTIONS_WITHOUT_EFFECT.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        parse_params(Some(&Value::Object(known)))
+    }
+
+    /// The defaults after this call, or why it is refused (nothing changes then).
+    fn apply(&self, current: &AttachDefaults) -> Result<AttachDefaults, RpcError> {
+        let mut d = current.clone();
+        if let Some(name) = &self.action_on_timeout {
+            d.opts.action_on_timeout = TimeoutAction::from_spdk_name(name).ok_or_else(|| {
+                RpcError::invalid_params(format!("unknown action_on_timeout '{name}' (expected none, reset or abort)"))
+            })?;
+        }
+        // Microseconds in, milliseconds kept (the timeout scan runs every 10 ms): round up, never to 0.
+        if let Some(us) = self.timeout_us {
+            d.opts.io_timeout_ms = us.div_ceil(1000);
+        }
+        if let Some(us) = self.timeout_admin_us {
+            d.opts.admin_timeout_ms = us.div_ceil(1000);
+        }
+        if let Some(ms) = self.keep_alive_timeout_ms {
+            d.opts.keep_alive_timeout_ms = ms;
+        }
+        d.ctrlr_loss_timeout_sec = self.ctrlr_loss_timeout_sec.unwrap_or(d.ctrlr_loss_timeout_sec);
+        d.reconnect_delay_sec = self.reconnect_delay_sec.unwrap_or(d.reconnect_delay_sec);
+        d.fast_io_fail_timeout_sec = self.fast_io_fail_timeout_sec.unwrap_or(d.fast_io_fail_timeout_sec);
+        check_resiliency(d.ctrlr_loss_timeout_sec, d.reconnect_delay_sec, d.fast_io_fail_timeout_sec)?;
+        Ok(d)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -539,6 +677,31 @@ fn bdev_json(b: &multipath::MpBdev, paths: &[PathInfo], uuid: Option<String>) ->
 /// `corepath-rpc`'s host subcommands, with `rpc.py`'s flags.
 #[derive(Debug, clap::Subcommand)]
 pub enum HostCommand {
+    /// Set options for the bdev nvme type; before the first attach.
+    #[command(name = "bdev_nvme_set_options")]
+    SetOptions {
+        /// Action on a command timeout: none, reset, abort.
+        #[arg(short = 'a', long = "action-on-timeout")]
+        action_on_timeout: Option<String>,
+        /// Timeout for each IO command, µs; 0 = do not track timeouts.
+        #[arg(short = 't', long = "timeout-us")]
+        timeout_us: Option<u64>,
+        /// Timeout for each admin command, µs; 0 = as --timeout-us.
+        #[arg(long = "timeout-admin-us")]
+        timeout_admin_us: Option<u64>,
+        /// Keep-alive timeout in ms.
+        #[arg(short = 'k', long = "keep-alive-timeout-ms")]
+        keep_alive_timeout_ms: Option<u32>,
+        /// Default -l of later attaches; -1 = forever, 0 = never.
+        #[arg(short = 'l', long = "ctrlr-loss-timeout-sec", allow_negative_numbers = true)]
+        ctrlr_loss_timeout_sec: Option<i64>,
+        /// Default -o of later attaches.
+        #[arg(short = 'o', long = "reconnect-delay-sec")]
+        reconnect_delay_sec: Option<u64>,
+        /// Default -u of later attaches.
+        #[arg(short = 'u', long = "fast-io-fail-timeout-sec")]
+        fast_io_fail_timeout_sec: Option<u64>,
+    },
     /// Add an NVMe controller, or a path of one (-x multipath/failover).
     #[command(name = "bdev_nvme_attach_controller")]
     AttachController {
@@ -747,6 +910,27 @@ impl HostCommand {
             HostCommand::ResetController { name, cntlid } => {
                 ("bdev_nvme_reset_controller", object(vec![("name", opt(Some(name))), ("cntlid", opt(cntlid))]), false)
             }
+            HostCommand::SetOptions {
+                action_on_timeout,
+                timeout_us,
+                timeout_admin_us,
+                keep_alive_timeout_ms,
+                ctrlr_loss_timeout_sec,
+                reconnect_delay_sec,
+                fast_io_fail_timeout_sec,
+            } => (
+                "bdev_nvme_set_options",
+                object(vec![
+                    ("action_on_timeout", opt(action_on_timeout)),
+                    ("timeout_us", opt(timeout_us)),
+                    ("timeout_admin_us", opt(timeout_admin_us)),
+                    ("keep_alive_timeout_ms", opt(keep_alive_timeout_ms)),
+                    ("ctrlr_loss_timeout_sec", opt(ctrlr_loss_timeout_sec)),
+                    ("reconnect_delay_sec", opt(reconnect_delay_sec)),
+                    ("fast_io_fail_timeout_sec", opt(fast_io_fail_timeout_sec)),
+                ]),
+                false,
+            ),
         };
         HostRequest { method, params, prints_result }
     }
@@ -760,7 +944,7 @@ mod tests {
 
     fn attach(v: Value) -> Result<AttachParams, RpcError> {
         let p: AttachController = parse_params(Some(&v))?;
-        attach_params(p, &ControllerOptions::default(), "nqn.host")
+        attach_params(p, &ControllerOptions::default().into(), "nqn.host")
     }
 
     fn design_attach() -> Value {
@@ -911,6 +1095,72 @@ mod tests {
             .unwrap_or_else(|e| panic!("{args:?}: {e}"))
             .command
             .into_request()
+    }
+
+    fn set(v: Value) -> Result<AttachDefaults, RpcError> {
+        SetOptions::parse(Some(&v))?.apply(&ControllerOptions::default().into())
+    }
+
+    #[test]
+    fn set_options_takes_timeouts_and_attach_defaults() {
+        let d = set(json!({"action_on_timeout": "reset", "timeout_us": 1_500, "timeout_admin_us": 2_000_000,
+                           "keep_alive_timeout_ms": 800, "ctrlr_loss_timeout_sec": -1, "reconnect_delay_sec": 2}))
+        .unwrap();
+        assert_eq!(d.opts.action_on_timeout, TimeoutAction::Reset);
+        // 1.5 ms rounds up to 2 ms, never down to "no timeout".
+        assert_eq!((d.opts.io_timeout_ms, d.opts.admin_timeout_ms, d.opts.keep_alive_timeout_ms), (2, 2_000, 800));
+        let mut v = design_attach();
+        v.as_object_mut().unwrap().remove("ctrlr_loss_timeout_sec");
+        v.as_object_mut().unwrap().remove("reconnect_delay_sec");
+        let p = attach_params(parse_params(Some(&v)).unwrap(), &d, "nqn.host").unwrap();
+        assert_eq!(p.opts.reconnect.ctrlr_loss_timeout_ms, None);
+        assert_eq!(p.opts.reconnect.reconnect_delay_ms, 2_000);
+        assert_eq!(p.opts.io_timeout_ms, 2);
+        // The default action is abort, as the issue of command timeouts asks.
+        assert_eq!(set(json!({"timeout_us": 0})).unwrap().opts.action_on_timeout, TimeoutAction::Abort);
+    }
+
+    #[test]
+    fn set_options_refuses_bad_values_and_names_and_loads_spdks_tuning_keys() {
+        let e = set(json!({"action_on_timeout": "panic"})).unwrap_err();
+        assert_eq!(e.code, INVALID_PARAMS);
+        assert!(e.message.contains("unknown action_on_timeout 'panic'"), "{}", e.message);
+        let e = set(json!({"ctrlr_loss_timeout_sec": 10})).unwrap_err();
+        assert!(e.message.contains("reconnect_delay_sec must be non-zero"), "{}", e.message);
+        let e = set(json!({"timeout_usec": 5})).unwrap_err();
+        assert!(e.message.contains("timeout_usec"), "{}", e.message);
+        // What SPDK's save_config writes for tuning we do not have loads and changes nothing else.
+        let d = set(json!({"bdev_retry_count": 3, "transport_retry_count": 4, "timeout_us": 0,
+                           "action_on_timeout": "none"}))
+        .unwrap();
+        assert_eq!((d.opts.io_timeout_ms, d.opts.action_on_timeout), (0, TimeoutAction::None));
+    }
+
+    #[test]
+    fn set_options_flags_are_rpc_pys() {
+        let r = cli(&[
+            "bdev_nvme_set_options",
+            "-a",
+            "abort",
+            "-t",
+            "500000",
+            "--timeout-admin-us",
+            "1000000",
+            "-k",
+            "800",
+            "-l",
+            "-1",
+            "-o",
+            "1",
+        ]);
+        assert_eq!(r.method, "bdev_nvme_set_options");
+        assert_eq!(
+            r.params,
+            json!({"action_on_timeout": "abort", "timeout_us": 500_000, "timeout_admin_us": 1_000_000,
+                   "keep_alive_timeout_ms": 800, "ctrlr_loss_timeout_sec": -1, "reconnect_delay_sec": 1})
+        );
+        let d = set(r.params).unwrap();
+        assert_eq!((d.opts.io_timeout_ms, d.opts.admin_timeout_ms), (500, 1_000));
     }
 
     #[test]
