@@ -92,6 +92,28 @@ pub enum SelectorArg {
     QueueDepth,
 }
 
+/// `bdev_nvme_set_options -a`: what a timed-out IO command leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TimeoutActionArg {
+    /// Record it and keep waiting.
+    None,
+    /// Reset the controller (its IOs move to another path).
+    Reset,
+    /// Abort the command; reset when that is refused or unanswered.
+    Abort,
+}
+
+impl TimeoutActionArg {
+    /// The engine's action.
+    pub fn action(self) -> engine::TimeoutAction {
+        match self {
+            TimeoutActionArg::None => engine::TimeoutAction::None,
+            TimeoutActionArg::Reset => engine::TimeoutAction::Reset,
+            TimeoutActionArg::Abort => engine::TimeoutAction::Abort,
+        }
+    }
+}
+
 /// Cores as given by `--cpumask`, ascending and distinct.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CoreList(pub Vec<u32>);
@@ -206,6 +228,18 @@ pub struct Args {
     /// Keep-alive timeout of each path, ms (default: the engine's, 10 s).
     #[arg(long = "keep-alive-ms", value_name = "MS")]
     pub keep_alive_ms: Option<u32>,
+
+    /// IO command timeout, µs; 0 = none (SPDK's bdev_nvme_set_options -t).
+    #[arg(long = "timeout-us", value_name = "US", default_value_t = 0)]
+    pub timeout_us: u64,
+
+    /// Admin command timeout, µs; 0 = as --timeout-us (SPDK's --timeout-admin-us).
+    #[arg(long = "timeout-admin-us", value_name = "US", default_value_t = 0)]
+    pub timeout_admin_us: u64,
+
+    /// What a timed-out IO command leads to (SPDK's -a).
+    #[arg(long = "action-on-timeout", value_enum, value_name = "ACTION", default_value = "abort")]
+    pub action_on_timeout: TimeoutActionArg,
 
     /// Multipath policy of the bdev.
     #[arg(long, value_enum, value_name = "POLICY")]
@@ -404,6 +438,12 @@ pub struct PathOptions {
     pub fast_io_fail_timeout_sec: u64,
     /// Keep-alive timeout (`None`: the engine's default).
     pub keep_alive_ms: Option<u32>,
+    /// IO command timeout, µs (0: none).
+    pub timeout_us: u64,
+    /// Admin command timeout, µs (0: as `timeout_us`).
+    pub timeout_admin_us: u64,
+    /// What a timed-out IO command leads to.
+    pub action_on_timeout: TimeoutActionArg,
     /// Path policy (`None`: the bdev's default, active_passive).
     pub policy: Option<PolicyArg>,
     /// active_active selector.
@@ -414,6 +454,19 @@ pub struct PathOptions {
     pub config_file: Option<PathBuf>,
     /// Serve the host RPC here while running.
     pub rpc_socket: Option<PathBuf>,
+}
+
+impl PathOptions {
+    /// Sets the keep-alive and command timeouts of `opts` as asked.
+    pub fn apply_to(&self, opts: &mut engine::ControllerOptions) {
+        if let Some(ms) = self.keep_alive_ms {
+            opts.keep_alive_timeout_ms = ms;
+        }
+        // µs in, ms kept (the timeout scan runs every 10 ms): round up, never to 0.
+        opts.io_timeout_ms = self.timeout_us.div_ceil(1000);
+        opts.admin_timeout_ms = self.timeout_admin_us.div_ceil(1000);
+        opts.action_on_timeout = self.action_on_timeout.action();
+    }
 }
 
 /// The run to do, validated. Namespace-dependent checks (block size, region
@@ -537,6 +590,9 @@ impl BenchConfig {
             reconnect_delay_sec,
             fast_io_fail_timeout_sec: args.fast_io_fail_timeout_sec,
             keep_alive_ms: args.keep_alive_ms,
+            timeout_us: args.timeout_us,
+            timeout_admin_us: args.timeout_admin_us,
+            action_on_timeout: args.action_on_timeout,
             policy: args.policy,
             selector: args.selector,
             rr_min_io: args.rr_min_io,
@@ -767,6 +823,20 @@ mod tests {
             Err(CliError::Config(ConfigError::ExpectZeroWithoutVerify))
         ));
         assert!(matches!(parse(&["--verify_final_pass"]), Err(CliError::Config(ConfigError::FinalPassWithoutVerify))));
+    }
+
+    #[test]
+    fn command_timeout_flags_set_the_controller_options() {
+        let c = parse(&["--timeout-us=1500", "--timeout-admin-us=2000000", "--action-on-timeout=reset"]).unwrap();
+        let mut opts = engine::ControllerOptions::default();
+        c.paths.apply_to(&mut opts);
+        // 1.5 ms rounds up to 2 ms, never down to "no timeout".
+        assert_eq!((opts.io_timeout_ms, opts.admin_timeout_ms), (2, 2000));
+        assert_eq!(opts.action_on_timeout, engine::TimeoutAction::Reset);
+        let mut opts = engine::ControllerOptions::default();
+        parse(&[]).unwrap().paths.apply_to(&mut opts);
+        assert_eq!((opts.io_timeout_ms, opts.action_on_timeout), (0, engine::TimeoutAction::Abort));
+        assert!(matches!(parse(&["--action-on-timeout=kill"]), Err(CliError::Usage(_))));
     }
 
     #[test]

@@ -114,9 +114,7 @@ fn run_raw(config: &BenchConfig, trids: &[TransportId]) -> Result<Vec<JobReport>
         io_queue_depth: config.iodepth.max(128),
         ..ControllerOptions::default()
     };
-    if let Some(ms) = config.paths.keep_alive_ms {
-        ctrlr_opts.keep_alive_timeout_ms = ms;
-    }
+    config.paths.apply_to(&mut ctrlr_opts);
     let ctrlr = engine.attach_controller(trid, &ctrlr_opts)?;
     let ns_data = ctrlr.data.namespaces.first().ok_or_else(|| GlueError::NoNamespace(trid.to_string()))?;
     let ns = ctrlr.namespace(ns_data.nsid).ok_or_else(|| GlueError::NoNamespace(trid.to_string()))?;

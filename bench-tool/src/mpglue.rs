@@ -85,6 +85,11 @@ fn describe(kind: &PathEventKind) -> String {
         PathEventKind::Reconnected { cntlid } => format!("reconnected (cntlid {cntlid})"),
         PathEventKind::Lost => "lost (ctrlr_loss_timeout ran out)".into(),
         PathEventKind::AnaChanged { nsid, state } => format!("ANA state of nsid {nsid}: {state:?}"),
+        PathEventKind::CommandTimedOut { qid, cid } => format!("IO command timed out (qid {qid}, cid {cid})"),
+        PathEventKind::AbortAnswered { qid, cid, aborted: true } => format!("Abort done (qid {qid}, cid {cid})"),
+        PathEventKind::AbortAnswered { qid, cid, aborted: false } => {
+            format!("Abort refused (qid {qid}, cid {cid}): reset follows")
+        }
     }
 }
 
@@ -99,7 +104,8 @@ pub fn run_multipath(
     opts.idle = IdlePolicy::BusyPoll;
     let engine = Arc::new(Engine::start(opts, |_| TcpHostTransport::new())?);
     let host = Arc::new(MultipathHost::new(engine.clone()));
-    let defaults = ControllerOptions { io_queue_depth: config.iodepth.max(128), ..ControllerOptions::default() };
+    let mut defaults = ControllerOptions { io_queue_depth: config.iodepth.max(128), ..ControllerOptions::default() };
+    config.paths.apply_to(&mut defaults);
     let mut router = Router::new();
     // A fresh router has no methods, so this cannot clash.
     let _ = router.add(Arc::new(HostRpc::with_defaults(host.clone(), defaults)));
