@@ -46,8 +46,6 @@ fn start_bench_rw(lab: &MpLab, name: &'static str, runtime_secs: u64, rw: &str, 
         "multipath",
         "-o",
         "1",
-        "--keep-alive-ms",
-        KATO_MS,
         "--rw",
         rw,
         "--bs",
@@ -70,6 +68,9 @@ fn start_bench_rw(lab: &MpLab, name: &'static str, runtime_secs: u64, rw: &str, 
     ];
     if !extra.contains(&"-l") {
         args.extend_from_slice(&["-l", "-1"]);
+    }
+    if !extra.contains(&"--keep-alive-ms") {
+        args.extend_from_slice(&["--keep-alive-ms", KATO_MS]);
     }
     args.extend_from_slice(extra);
     let daemon = lab.spawn_bench(&args, name);
@@ -204,6 +205,38 @@ fn killed_hung_and_blackholed_gateway_costs_no_io_error_and_io_returns_to_it() {
         );
     }
     assert!(path_ios(&report, "127.0.0.2") > 0 && path_ios(&report, "127.0.0.3") > 0);
+}
+
+/// Per-command timeouts find a hung gateway well before keep-alive does:
+/// with KATO 8 s (keep-alive alone: 4 s), an IO timeout of 300 ms and action
+/// abort, the Abort of the oldest IO goes unanswered for the admin timeout
+/// (also 300 ms) and the controller is reset. Reads move at once; writes wait
+/// for the stale-write barrier (last admin answer + up to 2 KATO).
+#[test]
+fn a_hung_gateway_is_left_after_command_timeout_and_abort_before_keep_alive_notices() {
+    let lab = MpLab::start(FILE_BYTES, ["0x1", "0x2"]);
+    let extra = ["--keep-alive-ms", "8000", "--timeout-us", "300000", "--action-on-timeout", "abort"];
+    let run = start_bench(&lab, "abort", 26, &extra);
+    wait_current(&run, &lab, "127.0.0.2", Duration::from_secs(5), "start");
+    std::thread::sleep(Duration::from_secs(2));
+    lab.gateways[0].signal(libc::SIGSTOP);
+    let moved = wait_current(&run, &lab, "127.0.0.3", Duration::from_secs(8), "after SIGSTOP");
+    eprintln!("IO moved to B {moved:?} after SIGSTOP (keep-alive alone: 4 s)");
+    assert!(moved < Duration::from_millis(3000), "moved after {moved:?}: not the command timeout's doing");
+    std::thread::sleep(Duration::from_secs(4));
+    lab.gateways[0].signal(libc::SIGCONT);
+
+    let report = finish_clean(&lab, run, Duration::from_secs(60));
+    let events = report["multipath"]["events"].as_array().expect("events");
+    let of_a = |what: &str| {
+        events.iter().any(|e| {
+            e["path"].as_str().is_some_and(|p| p.starts_with("127.0.0.2"))
+                && e["what"].as_str().is_some_and(|w| w.starts_with(what))
+        })
+    };
+    assert!(of_a("IO command timed out"), "{:#}", report["multipath"]);
+    assert!(of_a("failed: Abort timed out"), "{:#}", report["multipath"]);
+    assert!(!of_a("failed: keep-alive"), "keep-alive was first: {:#}", report["multipath"]);
 }
 
 #[test]
@@ -343,6 +376,10 @@ fn refused_paths_and_policies_are_clear_errors_that_change_nothing() {
     )
     .expect_err("an unknown policy must be refused");
     assert!(err.contains("fastest_path"), "{err}");
+    // Options are for controllers attached later; with paths attached SPDK answers -EPERM.
+    let err = MpLab::host_call(&run.socket, "bdev_nvme_set_options", json!({"timeout_us": 1000}))
+        .expect_err("set_options after attach must be refused");
+    assert!(err.contains("Operation not permitted") && err.contains("before the first"), "{err}");
     let after = MpLab::host_call(&run.socket, "bdev_nvme_get_controllers", json!({})).expect("controllers");
     assert_eq!(path_states(&before), path_states(&after), "a refused call changed the paths");
     assert_eq!(path_states(&after).len(), 2, "{after:#}");

@@ -65,12 +65,15 @@ fn a_seed_replays_event_for_event() {
 fn seeds_inject_faults_and_move_io_across_them() {
     let cfg = SimConfig::default();
     let (mut faults, mut ios, mut expected_errors, mut slow) = (0, 0, 0, 0);
+    let (mut timeouts, mut aborts_answered) = (0, 0);
     for seed in 0..40 {
         let r = run_seed(seed, &cfg);
         assert!(r.violation.is_none(), "{}", r.failure_text().unwrap_or_default());
         faults += r.faults;
         ios += r.completed;
         expected_errors += r.expected_errors;
+        timeouts += r.command_timeouts;
+        aborts_answered += r.aborts_answered;
         // An IO that waited out a failover (keep-alive timeout: 400 ms at least).
         if r.max_latency_ms >= 400 {
             slow += 1;
@@ -80,6 +83,8 @@ fn seeds_inject_faults_and_move_io_across_them() {
     assert!(ios >= 40 * 500, "IOs completed: {ios}");
     assert!(expected_errors > 0, "out-of-range reads failed with a command error: {expected_errors}");
     assert!(slow >= 5, "runs where some IO waited for a failover: {slow}");
+    // Seeds with an IO timeout find timed-out commands; with action abort, gateways answer Aborts.
+    assert!(timeouts > 0 && aborts_answered > 0, "command timeouts {timeouts}, aborts answered {aborts_answered}");
 }
 
 #[test]

@@ -75,11 +75,14 @@ fn main() -> Result<()> {
         let t = Instant::now();
         let r = run_seed(seed, &cfg);
         println!(
-            "seed {seed}: {} ms simulated in {} steps, {} IOs, {} faults, {} events, trace hash {:016x}, {:.1} ms",
+            "seed {seed}: {} ms simulated in {} steps, {} IOs, {} faults, {} command timeouts, {} aborts answered, \
+             {} events, trace hash {:016x}, {:.1} ms",
             r.sim_ms,
             r.steps,
             r.completed,
             r.faults,
+            r.command_timeouts,
+            r.aborts_answered,
             r.events,
             r.trace_hash,
             t.elapsed().as_secs_f64() * 1e3

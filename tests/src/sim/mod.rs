@@ -101,6 +101,10 @@ pub struct SeedReport {
     pub faults: usize,
     /// Longest IO latency, ms.
     pub max_latency_ms: u64,
+    /// IO commands that outlived the IO timeout.
+    pub command_timeouts: u64,
+    /// Aborts of timed-out commands that a gateway answered.
+    pub aborts_answered: u64,
 }
 
 impl SeedReport {

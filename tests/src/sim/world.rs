@@ -11,7 +11,7 @@ use engine::host::ctrlr::{CtrlrShared, CtrlrState, PathEvent, PathEventKind, Rec
 use engine::sim::{SimHostTransport, SimListener, SimNetwork};
 use engine::{
     AdrFam, AttachRequest, Clock, ControllerData, ControllerOptions, HostCore, HostIdentity, ManualClock, Namespace,
-    Reactor, TargetOptions, TargetTransport, TrType, TransportId,
+    Reactor, TargetOptions, TargetTransport, TimeoutAction, TrType, TransportId,
 };
 use multipath::{MpBdev, PathRef, Policy, Selector};
 use protocol::log::AnaState;
@@ -26,6 +26,8 @@ use super::{SeedReport, SimConfig};
 const NQN: &str = "nqn.2021-06.io.spdk:ctc_rbd0";
 const PORT: &str = "4420";
 const UUID: [u8; 16] = *b"corepath-sim-ns1";
+/// What a timed-out IO leads to; a seed picks one (with a timeout set).
+const TIMEOUT_ACTIONS: [TimeoutAction; 3] = [TimeoutAction::Abort, TimeoutAction::Reset, TimeoutAction::None];
 
 /// A fault of one gateway, from `start_ns` to `end_ns`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,6 +137,10 @@ struct Path {
     failures: u32,
     /// Failures and ANA changes: each may send every outstanding IO to another path once.
     disturbances: u64,
+    /// IO commands that outlived the IO timeout.
+    command_timeouts: u64,
+    /// Aborts the gateway answered.
+    aborts_answered: u64,
 }
 
 /// The world of one seed.
@@ -284,6 +290,16 @@ impl World {
                         p.disturbances += 1;
                         ("ana changed", *state as u64)
                     }
+                    PathEventKind::CommandTimedOut { cid, .. } => {
+                        p.command_timeouts += 1;
+                        ("command timed out", u64::from(*cid))
+                    }
+                    PathEventKind::AbortAnswered { cid, aborted, .. } => {
+                        p.aborts_answered += 1;
+                        // An aborted command is retried: that resubmission is the abort's doing.
+                        p.disturbances += u64::from(*aborted);
+                        ("abort answered", u64::from(*cid) | u64::from(*aborted) << 16)
+                    }
                 };
                 s.trace.record(e.at_ns, kind, [i as u64, a, 0, 0]);
             }
@@ -384,6 +400,7 @@ impl World {
             io_queue_depth: 32,
             connect_timeout_ms: 1_000,
             io_timeout_ms: self.cfg.io_timeout_ms[self.rng.gen_range(0..self.cfg.io_timeout_ms.len())],
+            action_on_timeout: TIMEOUT_ACTIONS[self.rng.gen_range(0..TIMEOUT_ACTIONS.len())],
             reconnect: ReconnectPolicy { reconnect_delay_ms: self.reconnect_delay_ms, ctrlr_loss_timeout_ms: None },
             ..ControllerOptions::default()
         };
@@ -404,7 +421,14 @@ impl World {
                 self.violate(format!("attach {}: {e}", g.traddr));
                 return None;
             }
-            self.paths.push(Path { shared, last_state: CtrlrState::Connecting, failures: 0, disturbances: 0 });
+            self.paths.push(Path {
+                shared,
+                last_state: CtrlrState::Connecting,
+                failures: 0,
+                disturbances: 0,
+                command_timeouts: 0,
+                aborts_answered: 0,
+            });
             replies.push(rx);
         }
         let mut data: Vec<Option<ControllerData>> = vec![None; replies.len()];
@@ -593,6 +617,8 @@ impl World {
             expected_errors: s.expected_errors,
             faults: self.faults.len(),
             max_latency_ms: s.max_latency_ns / 1_000_000,
+            command_timeouts: self.paths.iter().map(|p| p.command_timeouts).sum(),
+            aborts_answered: self.paths.iter().map(|p| p.aborts_answered).sum(),
         }
     }
 }
