@@ -692,15 +692,9 @@ pub enum HostCommand {
         /// Keep-alive timeout in ms.
         #[arg(short = 'k', long = "keep-alive-timeout-ms")]
         keep_alive_timeout_ms: Option<u32>,
-        /// Default -l of later attaches; -1 = forever, 0 = never.
-        #[arg(short = 'l', long = "ctrlr-loss-timeout-sec", allow_negative_numbers = true)]
-        ctrlr_loss_timeout_sec: Option<i64>,
-        /// Default -o of later attaches.
-        #[arg(short = 'o', long = "reconnect-delay-sec")]
-        reconnect_delay_sec: Option<u64>,
-        /// Default -u of later attaches.
-        #[arg(short = 'u', long = "fast-io-fail-timeout-sec")]
-        fast_io_fail_timeout_sec: Option<u64>,
+        /// Defaults of later attaches.
+        #[command(flatten)]
+        resiliency: ResiliencyArgs,
     },
     /// Add an NVMe controller, or a path of one (-x multipath/failover).
     #[command(name = "bdev_nvme_attach_controller")]
@@ -729,15 +723,9 @@ pub enum HostCommand {
         /// disable, multipath or failover.
         #[arg(short = 'x', long = "multipath")]
         multipath: Option<String>,
-        /// Seconds to keep reconnecting after a loss; -1 = forever, 0 = never.
-        #[arg(short = 'l', long = "ctrlr-loss-timeout-sec", allow_negative_numbers = true)]
-        ctrlr_loss_timeout_sec: Option<i64>,
-        /// Seconds between reconnect attempts.
-        #[arg(short = 'o', long = "reconnect-delay-sec")]
-        reconnect_delay_sec: Option<u64>,
-        /// Seconds without any path after which queued IOs fail.
-        #[arg(short = 'u', long = "fast-io-fail-timeout-sec")]
-        fast_io_fail_timeout_sec: Option<u64>,
+        /// Reconnect and fail-over timing.
+        #[command(flatten)]
+        resiliency: ResiliencyArgs,
         /// Keep-alive timeout in ms.
         #[arg(short = 'k', long = "keep-alive-timeout-ms")]
         keep_alive_timeout_ms: Option<u32>,
@@ -820,6 +808,20 @@ pub enum HostCommand {
     },
 }
 
+/// rpc.py's `-l/-o/-u`, shared by attach and set_options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ResiliencyArgs {
+    /// Seconds to keep reconnecting after a loss; -1 = forever, 0 = never.
+    #[arg(short = 'l', long = "ctrlr-loss-timeout-sec", allow_negative_numbers = true)]
+    pub ctrlr_loss_timeout_sec: Option<i64>,
+    /// Seconds between reconnect attempts.
+    #[arg(short = 'o', long = "reconnect-delay-sec")]
+    pub reconnect_delay_sec: Option<u64>,
+    /// Seconds without any path after which queued IOs fail.
+    #[arg(short = 'u', long = "fast-io-fail-timeout-sec")]
+    pub fast_io_fail_timeout_sec: Option<u64>,
+}
+
 /// A host subcommand as a request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HostRequest {
@@ -852,9 +854,7 @@ impl HostCommand {
                 subnqn,
                 hostnqn,
                 multipath,
-                ctrlr_loss_timeout_sec,
-                reconnect_delay_sec,
-                fast_io_fail_timeout_sec,
+                resiliency,
                 keep_alive_timeout_ms,
                 hdgst,
                 ddgst,
@@ -869,9 +869,9 @@ impl HostCommand {
                     ("subnqn", opt(subnqn)),
                     ("hostnqn", opt(hostnqn)),
                     ("multipath", opt(multipath)),
-                    ("ctrlr_loss_timeout_sec", opt(ctrlr_loss_timeout_sec)),
-                    ("reconnect_delay_sec", opt(reconnect_delay_sec)),
-                    ("fast_io_fail_timeout_sec", opt(fast_io_fail_timeout_sec)),
+                    ("ctrlr_loss_timeout_sec", opt(resiliency.ctrlr_loss_timeout_sec)),
+                    ("reconnect_delay_sec", opt(resiliency.reconnect_delay_sec)),
+                    ("fast_io_fail_timeout_sec", opt(resiliency.fast_io_fail_timeout_sec)),
                     ("keep_alive_timeout_ms", opt(keep_alive_timeout_ms)),
                     ("hdgst", hdgst.then_some(Value::Bool(true))),
                     ("ddgst", ddgst.then_some(Value::Bool(true))),
@@ -915,9 +915,7 @@ impl HostCommand {
                 timeout_us,
                 timeout_admin_us,
                 keep_alive_timeout_ms,
-                ctrlr_loss_timeout_sec,
-                reconnect_delay_sec,
-                fast_io_fail_timeout_sec,
+                resiliency,
             } => (
                 "bdev_nvme_set_options",
                 object(vec![
@@ -925,9 +923,9 @@ impl HostCommand {
                     ("timeout_us", opt(timeout_us)),
                     ("timeout_admin_us", opt(timeout_admin_us)),
                     ("keep_alive_timeout_ms", opt(keep_alive_timeout_ms)),
-                    ("ctrlr_loss_timeout_sec", opt(ctrlr_loss_timeout_sec)),
-                    ("reconnect_delay_sec", opt(reconnect_delay_sec)),
-                    ("fast_io_fail_timeout_sec", opt(fast_io_fail_timeout_sec)),
+                    ("ctrlr_loss_timeout_sec", opt(resiliency.ctrlr_loss_timeout_sec)),
+                    ("reconnect_delay_sec", opt(resiliency.reconnect_delay_sec)),
+                    ("fast_io_fail_timeout_sec", opt(resiliency.fast_io_fail_timeout_sec)),
                 ]),
                 false,
             ),
