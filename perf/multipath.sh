@@ -27,7 +27,7 @@ NS="corepath-perf-$$"
 mkdir -p "$OUT_DIR"
 
 cargo build --release -p corepath-rpc -p corepath-bench --bins >&2
-BIN="$PWD/build/release"
+BIN="$PWD/target/release"
 
 PIDS=()
 cleanup() {

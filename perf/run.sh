@@ -18,7 +18,7 @@ STAMP="$(date -u +%Y-%m-%dT%H%M)"
 mkdir -p "$OUT_DIR"
 
 cargo build --release -p corepath-rpc -p corepath-bench -p corepath-perf --bins >&2
-BIN=build/release
+BIN=target/release
 
 TGT_PID=
 cleanup() {

@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 cargo build --release -p corepath-bench >&2
 # The shared file lives on the build directory's disk (O_DIRECT does not work
 # on tmpfs) and is deleted when the demo ends, however it ends.
-file="build/demo-shared-$$.img"
+file="target/demo-shared-$$.img"
 trap 'rm -f "$file"' EXIT
-build/release/corepath-bench --rw randrw --bs 4k --iodepth 32 --runtime 10 --verify \
+target/release/corepath-bench --rw randrw --bs 4k --iodepth 32 --runtime 10 --verify \
   --embedded-file "$file" "$@"

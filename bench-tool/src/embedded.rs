@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use engine::{IdlePolicy, TransportId};
+use gateway::GatewayOptions;
 use rpc::GatewayService;
 use serde_json::{json, Value};
-use target::GatewayOptions;
 use transport_tcp::TcpTargetTransport;
 
 /// Subsystem the embedded gateways export (DESIGN.md's).

@@ -1,7 +1,10 @@
 //! `corepath-bench`'s engine-independent core: command line, IO generation,
 //! data verification, statistics, live status and fio-compatible reports.
-//! Connecting to the engine and driving one [`job::Job`] per core is the
-//! [`glue`]'s business.
+//!
+//! A run reads top to bottom: [`cli`] (the command line) → [`plan`] (one
+//! [`job::JobSpec`] per core) → [`run`] (embedded gateways from [`embedded`],
+//! or remote paths) → one IO source per core, [`single_path`] or
+//! [`multipath_run`] (sharing [`io_source`]) → [`stats`] → [`report`].
 #![warn(missing_docs, unreachable_pub)]
 // `u64::is_multiple_of` is newer than the workspace's rust-version (1.80).
 #![allow(unknown_lints, clippy::manual_is_multiple_of)]
@@ -10,11 +13,13 @@ pub mod cli;
 pub mod embedded;
 pub mod failover;
 pub mod final_pass;
-pub mod glue;
+pub mod io_source;
 pub mod job;
-pub mod mpglue;
+pub mod multipath_run;
 pub mod plan;
 pub mod report;
+pub mod run;
+pub mod single_path;
 pub mod size;
 pub mod stats;
 pub mod status;

@@ -5,8 +5,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use corepath_bench::cli::{BenchConfig, CliError, OutputFormat};
-use corepath_bench::glue;
 use corepath_bench::report::{json_report, normal_report, RunReport};
+use corepath_bench::run;
 
 fn main() -> ExitCode {
     let config = match BenchConfig::parse_from(std::env::args_os()) {
@@ -31,7 +31,7 @@ fn main() -> ExitCode {
 /// Runs the jobs and prints the report; returns the report's exit code.
 fn run(config: &BenchConfig) -> anyhow::Result<i32> {
     let timestamp_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-    let outcome = glue::run_job(config).context("running the jobs")?;
+    let outcome = run::run_job(config).context("running the jobs")?;
     let report = RunReport {
         jobs: outcome.jobs,
         options: config.job_options(),

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::RpcError;
-use crate::gateway::GatewayRpc;
+use crate::gateway_rpc::GatewayRpc;
 use crate::params::{only_default, parse_params, uuid_param};
 
 /// Parameters SPDK's malloc and null bdevs share beyond the geometry.

@@ -1,6 +1,6 @@
 //! The JSON-RPC error object every failed call answers with.
 
-use target::error::TargetError;
+use gateway::error::TargetError;
 
 /// JSON-RPC 2.0: the bytes are not JSON.
 pub const PARSE_ERROR: i32 = -32700;

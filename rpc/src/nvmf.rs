@@ -7,13 +7,13 @@
 use std::str::FromStr;
 
 use engine::{AdrFam, TargetOptions, TrType};
+use gateway::config::{ListenAddress, NamespaceParams, SubsystemParams};
+use gateway::error::TargetError;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use target::config::{ListenAddress, NamespaceParams, SubsystemParams};
-use target::error::TargetError;
 
 use crate::error::RpcError;
-use crate::gateway::GatewayRpc;
+use crate::gateway_rpc::GatewayRpc;
 use crate::params::{expect_no_params, only_default, parse_params, uuid_param};
 
 fn trtype_param(value: &str) -> Result<TrType, RpcError> {
@@ -180,7 +180,7 @@ pub(crate) fn add_ns(gw: &GatewayRpc, params: Option<&Value>) -> Result<Value, R
         .nguid
         .as_deref()
         .map(|g| {
-            target::bdev::parse_nguid(g)
+            gateway::bdev::parse_nguid(g)
                 .ok_or_else(|| RpcError::invalid_params(format!("Invalid nguid '{g}': need 32 hex digits")))
         })
         .transpose()?;
@@ -346,7 +346,7 @@ struct SetAnaState {
 pub(crate) fn listener_set_ana_state(gw: &GatewayRpc, params: Option<&Value>) -> Result<Value, RpcError> {
     let p: SetAnaState = parse_params(params)?;
     only_default("tgt_name", p.tgt_name.as_deref(), "nvmf_tgt")?;
-    let state = target::ana::parse_ana_state(&p.ana_state).ok_or_else(|| {
+    let state = gateway::ana::parse_ana_state(&p.ana_state).ok_or_else(|| {
         RpcError::invalid_params(format!(
             "Invalid ana_state '{}': need optimized, non_optimized or inaccessible",
             p.ana_state

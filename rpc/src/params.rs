@@ -29,7 +29,7 @@ pub(crate) fn expect_no_params(method: &str, params: Option<&Value>) -> Result<(
 
 /// A UUID parameter in 8-4-4-4-12 form.
 pub(crate) fn uuid_param(name: &str, value: &str) -> Result<[u8; 16], RpcError> {
-    target::bdev::parse_uuid(value).ok_or_else(|| RpcError::invalid_params(format!("{name} '{value}' is not a UUID")))
+    gateway::bdev::parse_uuid(value).ok_or_else(|| RpcError::invalid_params(format!("{name} '{value}' is not a UUID")))
 }
 
 /// Refuses a parameter SPDK knows but we do not implement, unless it has its default value.

@@ -8,9 +8,9 @@
 use std::sync::{Arc, Mutex};
 
 use engine::{TargetOptions, TargetTransport};
+use gateway::config::{ListenAddress, TargetState};
+use gateway::{Gateway, GatewayError, GatewayOptions};
 use serde_json::Value;
-use target::config::{ListenAddress, TargetState};
-use target::{Gateway, GatewayError, GatewayOptions};
 
 use crate::{DataPlane, GatewayRpc, Router, RpcError};
 

@@ -20,7 +20,7 @@ fn design_sequence_produces_spdks_nvmf_get_subsystems_shape() {
     let server = TestServer::start("design");
     let mut client = server.client();
     design_sequence(&mut client);
-    let uuid = server.state.lock().unwrap().bdev("Malloc0").map(|b| target::bdev::format_uuid(&b.uuid())).unwrap();
+    let uuid = server.state.lock().unwrap().bdev("Malloc0").map(|b| gateway::bdev::format_uuid(&b.uuid())).unwrap();
     let nguid = uuid.replace('-', "").to_uppercase();
     let subsystems = call(&mut client, "nvmf_get_subsystems", json!({})).unwrap();
     let expected = json!([

@@ -14,8 +14,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-/// The profile directory the running test was built into (`build/release`
-/// or `build/debug`): the test executable sits in its `deps/`.
+/// The profile directory the running test was built into (`target/release`
+/// or `target/debug`): the test executable sits in its `deps/`.
 pub fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("path of the test executable");
     let deps = exe.parent().expect("test executable has a parent directory");

@@ -5,9 +5,9 @@
 use std::net::TcpListener;
 
 use engine::{IdlePolicy, TransportId};
+use gateway::GatewayOptions;
 use rpc::GatewayService;
 use serde_json::{json, Value};
-use target::GatewayOptions;
 use transport_tcp::TcpTargetTransport;
 
 /// The subsystem DESIGN.md's gateways export.

@@ -15,9 +15,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use engine::{ControllerOptions, Engine, EngineOptions, IdlePolicy, IoBuf, IoChannel, IoOp, RingIo, TransportId};
+use gateway::GatewayOptions;
 use rpc::GatewayService;
 use serde_json::json;
-use target::GatewayOptions;
 use transport_tcp::{TcpHostTransport, TcpTargetTransport};
 
 const TSHARK: &str = "/usr/bin/tshark";

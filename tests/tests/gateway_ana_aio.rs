@@ -11,13 +11,13 @@ use std::path::PathBuf;
 use corepath_tests::gateway::{free_port, NQN, TEST_YIELD_AFTER};
 use corepath_tests::raw_host::{HostIdentity, RawController, RawData};
 use engine::{IdlePolicy, TransportId};
+use gateway::GatewayOptions;
 use protocol::log::{lid, parse_ana_log, AnaState, GetLogPage};
 use protocol::opcode::io;
 use protocol::status::path;
 use protocol::{Sqe, StatusCodeType};
 use rpc::GatewayService;
 use serde_json::{json, Value};
-use target::GatewayOptions;
 use transport_tcp::TcpTargetTransport;
 
 const BDEV_UUID: &str = "5a1e0000-0000-4000-8000-0000000000a1";

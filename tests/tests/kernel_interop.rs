@@ -2,7 +2,7 @@
 //! project builds itself (`tests/vmlab/`, see docs/interop.md): the corepath
 //! host against the kernel target (nvmet on a RAM disk, through a 127.0.0.1
 //! port forward), and the kernel host (nvme-cli, nvme-tcp, fio) against
-//! corepath-tgt running in the guest from the host's build/release, including
+//! corepath-tgt running in the guest from the host's target/release, including
 //! keep-alive and reconnect. The guest's dmesg is printed with every result,
 //! and a kernel complaint about our PDUs fails the test.
 //!

@@ -5,7 +5,7 @@
 # on every exit path. Exit status: the job's, or 124 on timeout.
 #
 # Usage: tests/vmlab/run-job.sh JOB.sh [TIMEOUT_S] [HOST_PORT] [FILE...]
-#   FILEs are copied next to the job (e.g. build/release/corepath-tgt).
+#   FILEs are copied next to the job (e.g. target/release/corepath-tgt).
 #   Leaves the share directory (logs) in $VMLAB_SHARE or a new /tmp dir.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"

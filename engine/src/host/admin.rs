@@ -12,7 +12,7 @@ use protocol::{opcode, Cqe, Sqe};
 use crate::buf::IoBuf;
 use crate::host::connect_data;
 use crate::host::identify;
-use crate::host::ControllerData;
+use crate::host::identify::ControllerData;
 use crate::transport::{ConnectProgress, HostQpair, TransportError, XferBuf};
 use protocol::log::AnaState;
 
@@ -110,7 +110,7 @@ pub(crate) struct AdminOptions {
 
 impl AdminOptions {
     /// The admin queue's part of a controller's options.
-    pub(crate) fn of(opts: &crate::api::ControllerOptions, io_queues_wanted: u16) -> Self {
+    pub(crate) fn of(opts: &crate::host::options::ControllerOptions, io_queues_wanted: u16) -> Self {
         let command_timeout_ms = if opts.admin_timeout_ms > 0 { opts.admin_timeout_ms } else { opts.io_timeout_ms };
         AdminOptions {
             io_queues_wanted,

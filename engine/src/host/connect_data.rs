@@ -12,3 +12,12 @@ pub(crate) fn encode(out: &mut [u8], hostid: [u8; 16], cntlid: u16, subnqn: &str
     let data = ConnectData::new(hostid, cntlid, subnqn, hostnqn).map_err(|e| format!("Connect data: {e}"))?;
     data.encode_into(out).map_err(|e| format!("Connect data: {e}"))
 }
+
+/// Who the host says it is in Fabrics Connect.
+#[derive(Debug, Clone)]
+pub struct HostIdentity {
+    /// Host NQN.
+    pub hostnqn: String,
+    /// Host identifier.
+    pub hostid: [u8; 16],
+}

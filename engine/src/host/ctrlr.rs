@@ -31,9 +31,11 @@ use std::sync::Mutex;
 use crossbeam_queue::ArrayQueue;
 use protocol::log::AnaState;
 
-use crate::api::ControllerOptions;
 use crate::host::admin::{AdminOptions, AdminQueue, AdminState};
-use crate::host::{ControllerData, HostIdentity};
+use crate::host::connect_data::HostIdentity;
+use crate::host::identify::ControllerData;
+use crate::host::options::ControllerOptions;
+pub use crate::host::options::ReconnectPolicy;
 use crate::transport::{HostTransport, QpairOptions};
 use crate::trid::TransportId;
 
@@ -166,22 +168,6 @@ pub enum PathEventKind {
 
 /// Where the first bring-up's result goes.
 pub type BringupReply = Sender<Result<ControllerData, String>>;
-
-/// Reconnect policy (SPDK's `-l`, `-o`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReconnectPolicy {
-    /// Wait between reconnect attempts.
-    pub reconnect_delay_ms: u64,
-    /// Give up this long after the failure; `None` = reconnect forever (`-l -1`);
-    /// `Some(0)` = one immediate attempt, then give up.
-    pub ctrlr_loss_timeout_ms: Option<u64>,
-}
-
-impl Default for ReconnectPolicy {
-    fn default() -> Self {
-        ReconnectPolicy { reconnect_delay_ms: 1_000, ctrlr_loss_timeout_ms: None }
-    }
-}
 
 /// Why a queue pair failed the IOs it held.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,7 +7,59 @@ use protocol::identify::{
 };
 use protocol::Sqe;
 
-use crate::host::{ControllerData, NamespaceData};
+/// What Identify told us about a controller.
+#[derive(Debug, Clone, Default)]
+pub struct ControllerData {
+    /// Controller ID given by the target at Connect.
+    pub cntlid: u16,
+    /// Serial number (SN).
+    pub serial_number: String,
+    /// Model number (MN).
+    pub model_number: String,
+    /// Firmware revision (FR).
+    pub firmware_revision: String,
+    /// Subsystem NQN the controller reports.
+    pub subnqn: String,
+    /// Largest transfer of one command (from MDTS); `None` = no limit.
+    pub max_transfer_bytes: Option<u32>,
+    /// Largest in-capsule data (from IOCCSZ).
+    pub in_capsule_data_bytes: u32,
+    /// Keep-alive granularity (KAS, 100 ms units).
+    pub kas: u16,
+    /// Asynchronous event request limit (AERL, 0's based).
+    pub aerl: u8,
+    /// Version property (VS).
+    pub version: u32,
+    /// Maximum queue entries supported (CAP.MQES, 0's based).
+    pub mqes: u16,
+    /// IO queues the controller granted.
+    pub io_queues_granted: u16,
+    /// Active namespaces.
+    pub namespaces: Vec<NamespaceData>,
+    /// Controller multi-path IO and namespace sharing capabilities (CMIC).
+    pub cmic: u8,
+    /// The controller reports ANA (CMIC bit 3).
+    pub ana_reporting: bool,
+}
+
+/// What Identify told us about a namespace.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NamespaceData {
+    /// Namespace ID.
+    pub nsid: u32,
+    /// Size in logical blocks (NSZE).
+    pub num_blocks: u64,
+    /// Logical block size in bytes.
+    pub block_size: u32,
+    /// ANA group (0 when ANA is not reported).
+    pub anagrpid: u32,
+    /// Namespace UUID, if reported.
+    pub uuid: Option<[u8; 16]>,
+    /// Namespace globally unique identifier, if reported.
+    pub nguid: Option<[u8; 16]>,
+    /// IEEE extended unique identifier, if reported.
+    pub eui64: Option<[u8; 8]>,
+}
 
 /// CNS 00h: Identify Namespace.
 pub(crate) const CNS_NAMESPACE: u8 = cns::NAMESPACE;

@@ -13,76 +13,25 @@ pub(crate) mod connect_data;
 pub mod ctrlr;
 pub(crate) mod identify;
 pub(crate) mod io_qpair;
+pub mod options;
 
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
 
-use crate::api::{ControllerOptions, TimeoutAction};
 use crate::buf::IoBuf;
 use crate::reactor::{Poller, ReactorCtx};
 use crate::transport::{HostQpair, HostTransport, QpairOptions};
 use crate::trid::TransportId;
 use admin::{AdminQueue, AdminState};
+pub use connect_data::HostIdentity;
 use ctrlr::{AbortRequest, CtrlrShared, CtrlrState, PathEventKind, PathFault, Supervisor};
+pub use identify::{ControllerData, NamespaceData};
 use io_qpair::{ConnectParams, IoQpair, QpairState};
 pub use io_qpair::{IoCompletion, IoOp, SubmitError, SubmitErrorKind};
+use options::{ControllerOptions, TimeoutAction};
 
 /// Controllers one engine can have attached at once.
 pub const MAX_CONTROLLERS: usize = 64;
-
-/// What Identify told us about a controller.
-#[derive(Debug, Clone, Default)]
-pub struct ControllerData {
-    /// Controller ID given by the target at Connect.
-    pub cntlid: u16,
-    /// Serial number (SN).
-    pub serial_number: String,
-    /// Model number (MN).
-    pub model_number: String,
-    /// Firmware revision (FR).
-    pub firmware_revision: String,
-    /// Subsystem NQN the controller reports.
-    pub subnqn: String,
-    /// Largest transfer of one command (from MDTS); `None` = no limit.
-    pub max_transfer_bytes: Option<u32>,
-    /// Largest in-capsule data (from IOCCSZ).
-    pub in_capsule_data_bytes: u32,
-    /// Keep-alive granularity (KAS, 100 ms units).
-    pub kas: u16,
-    /// Asynchronous event request limit (AERL, 0's based).
-    pub aerl: u8,
-    /// Version property (VS).
-    pub version: u32,
-    /// Maximum queue entries supported (CAP.MQES, 0's based).
-    pub mqes: u16,
-    /// IO queues the controller granted.
-    pub io_queues_granted: u16,
-    /// Active namespaces.
-    pub namespaces: Vec<NamespaceData>,
-    /// Controller multi-path IO and namespace sharing capabilities (CMIC).
-    pub cmic: u8,
-    /// The controller reports ANA (CMIC bit 3).
-    pub ana_reporting: bool,
-}
-
-/// What Identify told us about a namespace.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NamespaceData {
-    /// Namespace ID.
-    pub nsid: u32,
-    /// Size in logical blocks (NSZE).
-    pub num_blocks: u64,
-    /// Logical block size in bytes.
-    pub block_size: u32,
-    /// ANA group (0 when ANA is not reported).
-    pub anagrpid: u32,
-    /// Namespace UUID, if reported.
-    pub uuid: Option<[u8; 16]>,
-    /// Namespace globally unique identifier, if reported.
-    pub nguid: Option<[u8; 16]>,
-    /// IEEE extended unique identifier, if reported.
-    pub eui64: Option<[u8; 8]>,
-}
 
 /// A namespace of an attached controller, as jobs address it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -391,15 +340,6 @@ pub struct AttachRequest<'a> {
     pub opts: &'a ControllerOptions,
     /// Who we are.
     pub host: &'a HostIdentity,
-}
-
-/// Who the host says it is in Fabrics Connect.
-#[derive(Debug, Clone)]
-pub struct HostIdentity {
-    /// Host NQN.
-    pub hostnqn: String,
-    /// Host identifier.
-    pub hostid: [u8; 16],
 }
 
 /// The host engine's poller on one core.

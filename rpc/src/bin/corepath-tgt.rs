@@ -13,8 +13,8 @@ use anyhow::{anyhow, Context};
 use clap::{Parser, ValueEnum};
 use corepath_rpc as rpc;
 use engine::{IdlePolicy, MonotonicClock, TrType};
+use gateway::GatewayOptions;
 use rpc::GatewayService;
-use target::GatewayOptions;
 use transport_tcp::TcpTargetTransport;
 
 /// Idle turns in a row after which a `--idle yield` reactor yields the CPU.

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use corepath_rpc::{serve, DataPlane, GatewayRpc, Router, RpcClient, ServerHandle};
 use engine::TargetOptions;
+use gateway::config::{ListenAddress, TargetState};
 use serde_json::{json, Value};
-use target::config::{ListenAddress, TargetState};
 
 /// Records listen/stop calls; fails `listen` on the port in `fail_port`.
 #[derive(Default)]

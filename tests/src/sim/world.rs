@@ -13,15 +13,15 @@ use engine::{
     AdrFam, AttachRequest, Clock, ControllerData, ControllerOptions, HostCore, HostIdentity, ManualClock, Namespace,
     Reactor, TargetOptions, TargetTransport, TimeoutAction, TrType, TransportId,
 };
+use gateway::config::{ListenAddress, NamespaceParams, SubsystemParams, TargetState};
+use gateway::{GatewayContext, GatewayCore, QpairOrigin};
 use multipath::{MpBdev, PathRef, Policy, Selector};
 use protocol::log::AnaState;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use target::config::{ListenAddress, NamespaceParams, SubsystemParams, TargetState};
-use target::{GatewayContext, GatewayCore, QpairOrigin};
 
+use super::seed::{SeedReport, SimConfig};
 use super::workload::{Phase, Shared, WorkloadJob, WorkloadParams};
-use super::{SeedReport, SimConfig};
 
 const NQN: &str = "nqn.2021-06.io.spdk:ctc_rbd0";
 const PORT: &str = "4420";
@@ -74,7 +74,7 @@ impl Gateway {
     }
 
     /// Starts a fresh gateway process exporting `bdev`.
-    fn start(&mut self, net: &SimNetwork, clock: &Arc<dyn Clock>, bdev: &Arc<target::bdev::Bdev>) {
+    fn start(&mut self, net: &SimNetwork, clock: &Arc<dyn Clock>, bdev: &Arc<gateway::bdev::Bdev>) {
         let mut st = TargetState::new();
         st.create_transport(TrType::Tcp, TargetOptions::default()).expect("transport");
         st.bdevs.insert("Malloc0".into(), bdev.clone());
@@ -151,7 +151,7 @@ pub(crate) struct World {
     clock: ManualClock,
     dyn_clock: Arc<dyn Clock>,
     net: SimNetwork,
-    bdev: Arc<target::bdev::Bdev>,
+    bdev: Arc<gateway::bdev::Bdev>,
     gateways: Vec<Gateway>,
     host: Reactor<HostCore<SimHostTransport>>,
     paths: Vec<Path>,
@@ -176,7 +176,7 @@ impl World {
         let dyn_clock: Arc<dyn Clock> = Arc::new(clock.clone());
         let net = SimNetwork::with_seed(rng.gen());
         let bdev = Arc::new(
-            target::bdev::Bdev::malloc("Malloc0", cfg.num_blocks, cfg.block_size, Some(UUID)).expect("malloc"),
+            gateway::bdev::Bdev::malloc("Malloc0", cfg.num_blocks, cfg.block_size, Some(UUID)).expect("malloc"),
         );
         let mut gateways = vec![Gateway::new("127.0.0.2", 1, 32760), Gateway::new("127.0.0.3", 32761, 65519)];
         for g in &mut gateways {

@@ -1,5 +1,5 @@
 # Shared by the vmlab jobs that run corepath-tgt in the guest (sourced).
-# The binaries come from the host's build/release through the 9p share
+# The binaries come from the host's target/release through the 9p share
 # (same Debian 12 libraries on both sides).
 H=/mnt/host
 FAILS=0

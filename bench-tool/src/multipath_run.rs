@@ -24,8 +24,7 @@ use crate::embedded::EmbeddedPair;
 use crate::failover::{
     analyse, io_error_span_ms, window_after_ns, MultipathReport, PathCount, PathEventRecord, Timeline,
 };
-use crate::glue::next_io_with_buffer;
-use crate::glue::{final_pass_allowance_ns, GlueError, RunOutcome};
+use crate::io_source::{final_pass_allowance_ns, next_io_with_buffer, RunError, RunOutcome};
 use crate::job::{IoStatus, Job, JobSpec};
 use crate::plan::{plan_jobs, NamespaceGeometry};
 use crate::report::JobReport;
@@ -68,8 +67,8 @@ pub fn attach_params(config: &BenchConfig, trid: &TransportId) -> Value {
     v
 }
 
-fn call(router: &Router, method: &str, params: Value) -> Result<Value, GlueError> {
-    router.call(method, Some(&params)).map_err(|e| GlueError::Rpc(format!("{method}: {} (code {})", e.message, e.code)))
+fn call(router: &Router, method: &str, params: Value) -> Result<Value, RunError> {
+    router.call(method, Some(&params)).map_err(|e| RunError::Rpc(format!("{method}: {} (code {})", e.message, e.code)))
 }
 
 fn path_name(t: &TransportId) -> String {
@@ -98,7 +97,7 @@ pub fn run_multipath(
     config: &BenchConfig,
     trids: &[TransportId],
     mut kill: Option<KillA<'_>>,
-) -> Result<RunOutcome, GlueError> {
+) -> Result<RunOutcome, RunError> {
     let cores: Vec<usize> = config.cores.iter().map(|&c| c as usize).collect();
     let mut opts = EngineOptions::on_cores(&cores);
     opts.idle = IdlePolicy::BusyPoll;
@@ -128,20 +127,20 @@ fn run_on_host(
     host: &Arc<MultipathHost<TcpHostTransport>>,
     router: &Arc<Router>,
     mut kill: Option<&mut KillA<'_>>,
-) -> Result<RunOutcome, GlueError> {
+) -> Result<RunOutcome, RunError> {
     for trid in trids {
         let names = call(router, "bdev_nvme_attach_controller", attach_params(config, trid))?;
         eprintln!("corepath-bench: attached {trid} as {CONTROLLER_NAME}: {names}");
     }
     if let Some(path) = &config.paths.config_file {
-        rpc::load_config_file(path, router).map_err(|e| GlueError::Rpc(format!("{e:#}")))?;
+        rpc::load_config_file(path, router).map_err(|e| RunError::Rpc(format!("{e:#}")))?;
     }
     let bdev: Arc<MpBdev> = host
         .bdevs()
         .into_iter()
         .map(|(b, _)| b)
         .next()
-        .ok_or_else(|| GlueError::NoNamespace(trids.first().map_or("the config".into(), ToString::to_string)))?;
+        .ok_or_else(|| RunError::NoNamespace(trids.first().map_or("the config".into(), ToString::to_string)))?;
     if let Some(policy) = config.paths.policy {
         let mut params = json!({"name": bdev.name(), "policy": match policy {
             PolicyArg::ActivePassive => "active_passive",
@@ -249,7 +248,7 @@ fn run_on_host(
         server.shutdown();
     }
     if hung {
-        return Err(GlueError::Hung(DRAIN_LIMIT));
+        return Err(RunError::Hung(DRAIN_LIMIT));
     }
 
     let done: Vec<(u32, u32, MpJobResult)> =
@@ -301,9 +300,9 @@ fn run_on_host(
     Ok(RunOutcome { jobs, multipath: Some(report) })
 }
 
-fn serve(path: &Path, router: &Arc<Router>) -> Result<rpc::ServerHandle, GlueError> {
+fn serve(path: &Path, router: &Arc<Router>) -> Result<rpc::ServerHandle, RunError> {
     let server = rpc::serve(path, router.clone())
-        .map_err(|e| GlueError::Rpc(format!("serving the host RPC on {}: {}", path.display(), e.message)))?;
+        .map_err(|e| RunError::Rpc(format!("serving the host RPC on {}: {}", path.display(), e.message)))?;
     eprintln!("corepath-bench: host RPC on {}", path.display());
     Ok(server)
 }
@@ -335,7 +334,7 @@ impl MpCoreJob {
         bdev: Arc<MpBdev>,
         span_ns: u64,
         done_tx: mpsc::Sender<MpJobResult>,
-    ) -> Result<Self, GlueError> {
+    ) -> Result<Self, RunError> {
         let bufs = (0..spec.iodepth).map(|_| Some(IoBuf::new(spec.io_size_bytes as usize))).collect();
         let ch = MpChannel::new(bdev, usize::from(spec.iodepth));
         let job_index = spec.job_index;

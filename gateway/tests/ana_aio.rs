@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::*;
-use corepath_target::config::NamespaceParams;
+use corepath_gateway::config::NamespaceParams;
 use protocol::fabrics::CNTLID_DYNAMIC;
 use protocol::features::{aen_config, fid, set_features_sqe, AsyncEvent};
 use protocol::identify::{cns, identify_sqe};
@@ -159,7 +159,7 @@ fn ana_rig() -> Rig {
     Rig::with(RigConfig { ana_reporting: true, ..Default::default() })
 }
 
-fn set_state(rig: &Rig, addr: &corepath_target::config::ListenAddress, state: AnaState, group: Option<u32>) {
+fn set_state(rig: &Rig, addr: &corepath_gateway::config::ListenAddress, state: AnaState, group: Option<u32>) {
     rig.state.lock().unwrap().set_ana_state(SUBNQN, addr, state, group).unwrap();
 }
 

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use corepath_target::{Gateway, GatewayError, GatewayOptions};
+use corepath_gateway::{Gateway, GatewayError, GatewayOptions};
 use engine::{AdrFam, IdlePolicy, MonotonicClock, TrType};
 use protocol::fabrics::CNTLID_DYNAMIC;
 use protocol::features::{fid, set_features_sqe};
@@ -105,7 +105,7 @@ fn listen_is_idempotent_stop_listening_closes_and_other_transports_are_refused()
     gw.listen(&listen_addr(), &target_opts()).unwrap();
     gw.listen(&listen_addr(), &target_opts()).unwrap();
     assert_eq!(gw.listen_addresses(), vec![listen_addr()]);
-    let rdma = corepath_target::config::ListenAddress {
+    let rdma = corepath_gateway::config::ListenAddress {
         trtype: TrType::Rdma,
         adrfam: AdrFam::Ipv4,
         traddr: "10.0.0.1".into(),

@@ -1,9 +1,7 @@
-//! Where the engine plugs in: start the in-process gateways (embedded mode)
-//! or take the remote transport IDs, attach, learn the namespace's geometry,
-//! run one [`Job`] per core as an engine [`CoreJob`], and hand back the jobs'
-//! statistics. One path without multipath options uses the engine's raw
-//! single-path IO here (the perf baseline); everything else goes through
-//! multipath ([`crate::mpglue`]).
+//! The raw single-path IO source: one path through the engine's own API, no
+//! multipath layer in the way (the perf baseline). Attaches, learns the
+//! namespace's geometry, runs one [`Job`] per core as an engine [`CoreJob`]
+//! and hands back the jobs' statistics.
 
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -15,95 +13,21 @@ use engine::{
 };
 use transport_tcp::TcpHostTransport;
 
-use crate::cli::{BenchConfig, TargetMode};
-use crate::embedded::{EmbeddedGateway, EmbeddedPair};
-use crate::failover::MultipathReport;
-use crate::job::{IoRequest, IoStatus, Job, JobSpec};
+use crate::cli::BenchConfig;
+use crate::io_source::{final_pass_allowance_ns, next_io_with_buffer, RunError};
+use crate::job::{IoStatus, Job, JobSpec};
 use crate::plan::{plan_jobs, NamespaceGeometry};
 use crate::report::JobReport;
 use crate::stats::{JobStats, LiveCounters};
 use crate::status::StatusLine;
-use crate::workload::IoOp;
-
-/// Why a run could not happen.
-#[derive(Debug, thiserror::Error)]
-pub enum GlueError {
-    /// The engine failed to start or attach.
-    #[error(transparent)]
-    Engine(#[from] engine::EngineError),
-    /// The in-process gateway failed to start.
-    #[error("embedded gateway: {0}")]
-    Embedded(String),
-    /// The controller has no namespace to run on.
-    #[error("controller at {0} has no active namespace")]
-    NoNamespace(String),
-    /// The jobs could not be planned on this namespace.
-    #[error(transparent)]
-    Plan(#[from] crate::plan::PlanError),
-    /// A job could not be made.
-    #[error(transparent)]
-    Job(#[from] crate::job::JobError),
-    /// No path was given.
-    #[error("no transport ID to connect to")]
-    NoPath,
-    /// Several paths but raw single-path IO was asked for.
-    #[error("{0} paths given: several paths need multipath")]
-    SeveralPathsRaw(usize),
-    /// A host RPC (attach, policy, config file) was refused.
-    #[error("{0}")]
-    Rpc(String),
-    /// A job never finished.
-    #[error("jobs did not finish within {0:?} after the run time")]
-    Hung(Duration),
-}
-
-/// What a run produced.
-#[derive(Debug, Clone)]
-pub struct RunOutcome {
-    /// Each job's outcome.
-    pub jobs: Vec<JobReport>,
-    /// Per-path counts and the failover report (multipath runs).
-    pub multipath: Option<MultipathReport>,
-}
-
-/// Runs the benchmark described by `config` and returns each job's outcome.
-pub fn run_job(config: &BenchConfig) -> Result<RunOutcome, GlueError> {
-    let cores: Vec<usize> = config.cores.iter().map(|&c| c as usize).collect();
-    let embedded_err = |e: anyhow::Error| GlueError::Embedded(format!("{e:#}"));
-    match &config.target {
-        TargetMode::Embedded { listen, gateways, kill_a_after_ns, file } if *gateways >= 2 => {
-            // Keep the gateways alive for the whole run; they stop when dropped.
-            let mut pair = EmbeddedPair::start(listen, &cores, file.as_deref()).map_err(embedded_err)?;
-            let trids = pair.trids().to_vec();
-            let kill = kill_a_after_ns.map(|after_ns| crate::mpglue::KillA { after_ns, pair: &mut pair });
-            crate::mpglue::run_multipath(config, &trids, kill)
-        }
-        TargetMode::Embedded { listen, .. } => {
-            let gw = EmbeddedGateway::start(listen, &cores).map_err(embedded_err)?;
-            let trids = gw.trids().to_vec();
-            let outcome = run_single_or_multi(config, &trids);
-            drop(gw);
-            outcome
-        }
-        TargetMode::Remote { trids } => run_single_or_multi(config, trids),
-    }
-}
-
-fn run_single_or_multi(config: &BenchConfig, trids: &[TransportId]) -> Result<RunOutcome, GlueError> {
-    if config.uses_multipath() {
-        return crate::mpglue::run_multipath(config, trids, None);
-    }
-    let jobs = run_raw(config, trids)?;
-    Ok(RunOutcome { jobs, multipath: None })
-}
 
 /// One path through the engine's raw API: no multipath layer in the way.
-fn run_raw(config: &BenchConfig, trids: &[TransportId]) -> Result<Vec<JobReport>, GlueError> {
+pub(crate) fn run_single_path(config: &BenchConfig, trids: &[TransportId]) -> Result<Vec<JobReport>, RunError> {
     let cores: Vec<usize> = config.cores.iter().map(|&c| c as usize).collect();
     if trids.len() > 1 {
-        return Err(GlueError::SeveralPathsRaw(trids.len()));
+        return Err(RunError::SeveralPathsRaw(trids.len()));
     }
-    let trid: &TransportId = trids.first().ok_or(GlueError::NoPath)?;
+    let trid: &TransportId = trids.first().ok_or(RunError::NoPath)?;
 
     let mut opts = EngineOptions::on_cores(&cores);
     opts.idle = IdlePolicy::BusyPoll;
@@ -116,8 +40,8 @@ fn run_raw(config: &BenchConfig, trids: &[TransportId]) -> Result<Vec<JobReport>
     };
     config.paths.apply_to(&mut ctrlr_opts);
     let ctrlr = engine.attach_controller(trid, &ctrlr_opts)?;
-    let ns_data = ctrlr.data.namespaces.first().ok_or_else(|| GlueError::NoNamespace(trid.to_string()))?;
-    let ns = ctrlr.namespace(ns_data.nsid).ok_or_else(|| GlueError::NoNamespace(trid.to_string()))?;
+    let ns_data = ctrlr.data.namespaces.first().ok_or_else(|| RunError::NoNamespace(trid.to_string()))?;
+    let ns = ctrlr.namespace(ns_data.nsid).ok_or_else(|| RunError::NoNamespace(trid.to_string()))?;
 
     let geometry = NamespaceGeometry { block_size_bytes: ns.block_size, num_blocks: ns.num_blocks };
     let nonce = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
@@ -156,7 +80,7 @@ fn run_raw(config: &BenchConfig, trids: &[TransportId]) -> Result<Vec<JobReport>
         let snaps: Vec<_> = live.iter().map(|l| l.snapshot()).collect();
         status.update(elapsed_ns, &snaps, config.pattern, elapsed_ns, total_ns);
         if start.elapsed() > deadline {
-            return Err(GlueError::Hung(Duration::from_secs(30)));
+            return Err(RunError::Hung(Duration::from_secs(30)));
         }
     }
     status.finish();
@@ -170,41 +94,6 @@ fn run_raw(config: &BenchConfig, trids: &[TransportId]) -> Result<Vec<JobReport>
             stats.map(|stats| JobReport { name: config.job_name.clone(), job_index, core, stats })
         })
         .collect())
-}
-
-/// The job's next IO with its slot's buffer, sized and (for a write) filled,
-/// as the engine's operation; `None` when the job has nothing to send now. A
-/// request whose slot has no buffer (still lent out) is cancelled.
-pub(crate) fn next_io_with_buffer(
-    job: &mut Job,
-    bufs: &mut [Option<IoBuf>],
-    now_ns: u64,
-) -> Option<(IoRequest, IoBuf, engine::IoOp)> {
-    let req = job.next_io(now_ns)?;
-    let Some(mut buf) = bufs.get_mut(usize::from(req.slot)).and_then(Option::take) else {
-        job.cancel(req.slot);
-        return None;
-    };
-    buf.set_len(req.len_bytes as usize);
-    let op = match req.op {
-        IoOp::Read => engine::IoOp::Read,
-        IoOp::Write => {
-            job.fill_write(&req, buf.as_mut_slice());
-            engine::IoOp::Write
-        }
-    };
-    Some((req, buf, op))
-}
-
-/// Extra time a run may take for `--verify_final_pass`: the pass reads at most
-/// one unit per write the job completed, at the same depth, so it takes about
-/// as long as the run at most.
-pub fn final_pass_allowance_ns(config: &BenchConfig, run_ns: u64) -> u64 {
-    if config.verify && config.verify_final_pass {
-        run_ns
-    } else {
-        0
-    }
 }
 
 /// One bench job on one reactor: takes IOs from the [`Job`], submits them
@@ -221,7 +110,7 @@ struct BenchCoreJob {
 }
 
 impl BenchCoreJob {
-    fn new(spec: JobSpec, ns: Namespace, done_tx: mpsc::Sender<(u32, JobStats)>) -> Result<Self, GlueError> {
+    fn new(spec: JobSpec, ns: Namespace, done_tx: mpsc::Sender<(u32, JobStats)>) -> Result<Self, RunError> {
         let bufs = (0..spec.iodepth).map(|_| Some(IoBuf::new(spec.io_size_bytes as usize))).collect();
         let job_index = spec.job_index;
         Ok(BenchCoreJob { job: Some(Job::new(spec)?), job_index, ns, bufs, started: false, done_tx: Some(done_tx) })

@@ -4,8 +4,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use corepath_target::config::{ListenAddress, NamespaceParams, SubsystemParams, TargetState};
-use corepath_target::{GatewayContext, GatewayCore, QpairOrigin};
+use corepath_gateway::config::{ListenAddress, NamespaceParams, SubsystemParams, TargetState};
+use corepath_gateway::{GatewayContext, GatewayCore, QpairOrigin};
 use engine::sim::{SimListener, SimNetwork};
 use engine::{
     AdrFam, AttachRequest, Clock, ControllerOptions, HostCore, HostIdentity, IoBuf, IoChannel, IoOp, ManualClock,

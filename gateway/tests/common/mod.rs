@@ -7,9 +7,9 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-use corepath_target::bdev::Bdev;
-use corepath_target::config::{ListenAddress, NamespaceParams, SubsystemParams, TargetState};
-use corepath_target::{GatewayContext, GatewayCore, QpairOrigin};
+use corepath_gateway::bdev::Bdev;
+use corepath_gateway::config::{ListenAddress, NamespaceParams, SubsystemParams, TargetState};
+use corepath_gateway::{GatewayContext, GatewayCore, QpairOrigin};
 use engine::{
     AdrFam, ManualClock, Reactor, TargetCommand, TargetListener, TargetOptions, TargetQpair, TargetTransport, TrType,
     TransportError,

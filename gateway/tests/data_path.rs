@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use corepath_target::config::NamespaceParams;
+use corepath_gateway::config::NamespaceParams;
 use protocol::fabrics::{connect_invalid_param_decode, CNTLID_DYNAMIC};
 use protocol::features::{aen_config, fid, get_features_sqe, set_features_sqe, FeatureSelect};
 use protocol::identify::{cns, identify_sqe, parse_active_ns_list, parse_ns_id_descriptors};
