@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
+# No module may import a module that imports it back (within each crate).
+python3 scripts/module-cycles.py
 # The guest of the kernel interop tests: built once (several minutes), then cached.
 tests/vmlab/build.sh > /dev/null
 

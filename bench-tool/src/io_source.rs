@@ -1,17 +1,51 @@
 //! What the two IO sources (the engine's raw single path, the multipath bdev)
-//! share: how a run fails, what it hands back, and how a job's next IO gets
-//! its slot's buffer. Both sources and the run above them use this; it uses
-//! neither.
+//! share: the [`IoSource`] interface a per-core job drives, how a run fails,
+//! what it hands back, and how a job's next IO gets its slot's buffer. Both
+//! sources and the run above them use this; it uses neither.
 
 use std::time::Duration;
 
-use engine::IoBuf;
+use engine::{HostQpair, IoBuf, IoCompletion, IoContext, SubmitErrorKind};
 
 use crate::cli::BenchConfig;
 use crate::failover::MultipathReport;
 use crate::job::{IoRequest, Job};
 use crate::report::JobReport;
 use crate::workload::IoOp;
+
+/// Where a per-core bench job sends its IO: the engine's queue pair to one
+/// path, or a multipath channel that picks the path and retries.
+pub(crate) trait IoSource: Send + 'static {
+    /// The source's own counters, sent home with the job's statistics.
+    type Stats: Send + 'static;
+
+    /// Does the source's own work for this loop turn (resubmitting held IOs).
+    fn poll<Q: HostQpair>(&mut self, io: &mut IoContext<'_, Q>);
+
+    /// An IO the source failed by itself, for the job to complete.
+    fn take_failed(&mut self) -> Option<IoCompletion>;
+
+    /// Sends one IO; on refusal, why, and the buffer back.
+    fn submit<Q: HostQpair>(
+        &mut self,
+        io: &mut IoContext<'_, Q>,
+        op: engine::IoOp,
+        lba: u64,
+        num_blocks: u32,
+        buf: Option<IoBuf>,
+        tag: u64,
+    ) -> Result<(), (SubmitErrorKind, Option<IoBuf>)>;
+
+    /// Takes an engine completion; returns the IO's final completion, or
+    /// `None` when the source sent it again.
+    fn on_complete<Q: HostQpair>(&mut self, io: &mut IoContext<'_, Q>, done: IoCompletion) -> Option<IoCompletion>;
+
+    /// IOs the source holds that the job may not know are still out.
+    fn outstanding(&self) -> usize;
+
+    /// The counters at the end of the job.
+    fn stats(&self) -> Self::Stats;
+}
 
 /// Why a run could not happen.
 #[derive(Debug, thiserror::Error)]

@@ -3,13 +3,15 @@
 //!
 //! A run reads top to bottom: [`cli`] (the command line) → [`plan`] (one
 //! [`job::JobSpec`] per core) → [`run`] (embedded gateways from [`embedded`],
-//! or remote paths) → one IO source per core, [`single_path`] or
-//! [`multipath_run`] (sharing [`io_source`]) → [`stats`] → [`report`].
+//! or remote paths) → one `core_job::BenchCoreJob` per core over an
+//! `io_source::IoSource`, the raw [`single_path`] or the [`multipath_run`]
+//! channel → [`stats`] → [`report`].
 #![warn(missing_docs, unreachable_pub)]
 // `u64::is_multiple_of` is newer than the workspace's rust-version (1.80).
 #![allow(unknown_lints, clippy::manual_is_multiple_of)]
 
 pub mod cli;
+mod core_job;
 pub mod embedded;
 pub mod failover;
 pub mod final_pass;

@@ -5,14 +5,13 @@
 //! failover report at the end.
 
 use std::path::Path;
-use std::sync::mpsc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use engine::host::ctrlr::PathEventKind;
 use engine::{
-    ControllerOptions, CoreJob, Engine, EngineOptions, HostQpair, IdlePolicy, IoBuf, IoCompletion, IoContext,
-    JobStatus, SubmitErrorKind, TransportId,
+    ControllerOptions, Engine, EngineOptions, HostQpair, IdlePolicy, IoBuf, IoCompletion, IoContext, IoOp,
+    SubmitErrorKind, TransportId,
 };
 use multipath::{ChannelStats, MpBdev, MpChannel, MultipathHost};
 use rpc::{HostRpc, Router};
@@ -20,21 +19,17 @@ use serde_json::{json, Value};
 use transport_tcp::TcpHostTransport;
 
 use crate::cli::{BenchConfig, MultipathArg, PolicyArg, SelectorArg};
+use crate::core_job::{spawn_jobs, wait_for_jobs, CoreJobResult, DRAIN_LIMIT};
 use crate::embedded::EmbeddedPair;
 use crate::failover::{
     analyse, io_error_span_ms, window_after_ns, MultipathReport, PathCount, PathEventRecord, Timeline,
 };
-use crate::io_source::{final_pass_allowance_ns, next_io_with_buffer, RunError, RunOutcome};
-use crate::job::{IoStatus, Job, JobSpec};
+use crate::io_source::{final_pass_allowance_ns, IoSource, RunError, RunOutcome};
 use crate::plan::{plan_jobs, NamespaceGeometry};
 use crate::report::JobReport;
-use crate::stats::{JobStats, LiveCounters};
-use crate::status::StatusLine;
 
 /// The controller name the bench attaches its paths under (DESIGN.md's).
 pub const CONTROLLER_NAME: &str = "Nvme0";
-/// How long after the run time the jobs may take to drain before the run counts as hung.
-const DRAIN_LIMIT: Duration = Duration::from_secs(30);
 
 /// Embedded failover: stop gateway A this long after the jobs start.
 pub struct KillA<'a> {
@@ -166,21 +161,13 @@ fn run_on_host(
     let nonce = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
     let specs = plan_jobs(config, geometry, nonce)?;
 
-    let (done_tx, done_rx) = mpsc::channel::<MpJobResult>();
-    let mut live: Vec<Arc<LiveCounters>> = Vec::with_capacity(specs.len());
-    let mut meta: Vec<(u32, u32)> = Vec::with_capacity(specs.len());
-    let mut total_ns = 0u64;
     let run_start_ns = engine.now_ns();
-    for (reactor, spec) in specs.into_iter().enumerate() {
-        total_ns = total_ns.max(spec.ramp_ns + spec.runtime_ns);
-        meta.push((spec.job_index, spec.core));
-        let run_ns = spec.ramp_ns + spec.runtime_ns;
-        let span_ns = run_ns + final_pass_allowance_ns(config, run_ns) + DRAIN_LIMIT.as_nanos() as u64;
-        let job = MpCoreJob::new(spec, bdev.clone(), span_ns, done_tx.clone())?;
-        live.push(job.live_counters());
-        engine.spawn_job(reactor, Box::new(job))?;
-    }
-    drop(done_tx);
+    let jobs = spawn_jobs(
+        engine,
+        specs,
+        |spec| MpChannel::new(bdev.clone(), usize::from(spec.iodepth)),
+        |run_ns| Some(run_ns + final_pass_allowance_ns(config, run_ns) + DRAIN_LIMIT.as_nanos() as u64),
+    )?;
 
     let mut events: Vec<PathEventRecord> = Vec::new();
     let take_events = |events: &mut Vec<PathEventRecord>| {
@@ -195,23 +182,7 @@ fn run_on_host(
             events.push(rec);
         }
     };
-    let mut status = StatusLine::for_stderr(config.status_interval_ns);
-    let start = Instant::now();
-    let deadline = Duration::from_nanos(total_ns + final_pass_allowance_ns(config, total_ns)) + DRAIN_LIMIT;
-    let mut results: Vec<Option<MpJobResult>> = (0..meta.len()).map(|_| None).collect();
-    let mut remaining = meta.len();
-    let mut hung = false;
-    while remaining > 0 {
-        match done_rx.recv_timeout(Duration::from_millis(20)) {
-            Ok(r) => {
-                if let Some(slot) = meta.iter().position(|(j, _)| *j == r.job_index) {
-                    results[slot] = Some(r);
-                    remaining -= 1;
-                }
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-        }
+    let results = wait_for_jobs(config, &jobs, Duration::from_millis(20), || {
         if let Some(k) = kill.as_deref_mut() {
             if engine.now_ns().saturating_sub(run_start_ns) >= k.after_ns {
                 let a = k.pair.trids().first().map(path_name).unwrap_or_default();
@@ -231,15 +202,7 @@ fn run_on_host(
             }
         }
         take_events(&mut events);
-        let elapsed_ns = start.elapsed().as_nanos() as u64;
-        let snaps: Vec<_> = live.iter().map(|l| l.snapshot()).collect();
-        status.update(elapsed_ns, &snaps, config.pattern, elapsed_ns, total_ns);
-        if start.elapsed() > deadline {
-            hung = true;
-            break;
-        }
-    }
-    status.finish();
+    });
     take_events(&mut events);
     events.sort_by_key(|e| e.at_ns);
     // Counts and states before the paths are detached.
@@ -247,21 +210,19 @@ fn run_on_host(
     if let Some(server) = server {
         server.shutdown();
     }
-    if hung {
-        return Err(RunError::Hung(DRAIN_LIMIT));
-    }
+    let results = results?;
 
-    let done: Vec<(u32, u32, MpJobResult)> =
-        meta.into_iter().zip(results).filter_map(|((j, core), r)| r.map(|r| (j, core, r))).collect();
+    let done: Vec<(u32, u32, CoreJobResult<ChannelStats>)> =
+        jobs.meta.into_iter().zip(results).filter_map(|((j, core), r)| r.map(|r| (j, core, r))).collect();
     let mut per_ctrlr = [0u64; engine::host::MAX_CONTROLLERS];
     let (mut retries, mut failed_no_path, mut held_max) = (0, 0, 0);
     for (_, _, r) in &done {
-        for (sum, n) in per_ctrlr.iter_mut().zip(r.channel.ios_per_ctrlr.iter()) {
+        for (sum, n) in per_ctrlr.iter_mut().zip(r.source.ios_per_ctrlr.iter()) {
             *sum += n;
         }
-        retries += r.channel.retries;
-        failed_no_path += r.channel.failed_no_path;
-        held_max = held_max.max(r.channel.held_max);
+        retries += r.source.retries;
+        failed_no_path += r.source.failed_no_path;
+        held_max = held_max.max(r.source.held_max);
     }
     let paths = ctrlrs
         .iter()
@@ -273,7 +234,8 @@ fn run_on_host(
             ios: per_ctrlr.get(usize::from(p.ctrlr_index)).copied().unwrap_or(0),
         })
         .collect();
-    let timelines: Vec<(u32, &Timeline)> = done.iter().map(|(_, core, r)| (*core, &r.timeline)).collect();
+    let timelines: Vec<(u32, &Timeline)> =
+        done.iter().filter_map(|(_, core, r)| r.timeline.as_ref().map(|t| (*core, t))).collect();
     // The engine's default keep-alive when none was given (ControllerOptions::default()).
     let kato_ms = config.paths.keep_alive_ms.unwrap_or(ControllerOptions::default().keep_alive_timeout_ms);
     let failover_events = analyse(&events, &timelines, run_start_ns, window_after_ns(kato_ms));
@@ -307,132 +269,41 @@ fn serve(path: &Path, router: &Arc<Router>) -> Result<rpc::ServerHandle, RunErro
     Ok(server)
 }
 
-/// What a multipath job sends home when it is done.
-struct MpJobResult {
-    job_index: u32,
-    stats: JobStats,
-    channel: ChannelStats,
-    timeline: Timeline,
-}
+/// The multipath source: the job's channel on the bdev picks the path per IO
+/// and retries on another when one fails.
+impl IoSource for MpChannel {
+    type Stats = ChannelStats;
 
-/// One bench job on one reactor doing its IO through an [`MpChannel`].
-struct MpCoreJob {
-    /// Taken out when the job is done.
-    job: Option<Job>,
-    job_index: u32,
-    ch: MpChannel,
-    /// One buffer per slot, made here, before the run.
-    bufs: Vec<Option<IoBuf>>,
-    timeline: Option<Timeline>,
-    started: bool,
-    done_tx: Option<mpsc::Sender<MpJobResult>>,
-}
-
-impl MpCoreJob {
-    fn new(
-        spec: JobSpec,
-        bdev: Arc<MpBdev>,
-        span_ns: u64,
-        done_tx: mpsc::Sender<MpJobResult>,
-    ) -> Result<Self, RunError> {
-        let bufs = (0..spec.iodepth).map(|_| Some(IoBuf::new(spec.io_size_bytes as usize))).collect();
-        let ch = MpChannel::new(bdev, usize::from(spec.iodepth));
-        let job_index = spec.job_index;
-        Ok(MpCoreJob {
-            job: Some(Job::new(spec)?),
-            job_index,
-            ch,
-            bufs,
-            timeline: Some(Timeline::new(0, span_ns)),
-            started: false,
-            done_tx: Some(done_tx),
-        })
+    fn poll<Q: HostQpair>(&mut self, io: &mut IoContext<'_, Q>) {
+        MpChannel::poll(self, io);
     }
 
-    fn live_counters(&self) -> Arc<LiveCounters> {
-        self.job.as_ref().map(Job::live_counters).unwrap_or_default()
+    fn take_failed(&mut self) -> Option<IoCompletion> {
+        MpChannel::take_failed(self)
     }
 
-    /// An IO's final completion: to the job (latency, verify) and the timeline.
-    fn finish_io(&mut self, now_ns: u64, done: IoCompletion) {
-        let slot = done.tag as u16;
-        let ok = done.status.is_success();
-        let status = if ok { IoStatus::Success } else { IoStatus::Failed(done.status.to_field()) };
-        let data: &[u8] = done.buf.as_ref().map_or(&[], IoBuf::as_slice);
-        if let Some(job) = self.job.as_mut() {
-            // A verify error is counted in the job's stats.
-            let _ = job.complete(slot, status, data, now_ns);
-        }
-        if let Some(t) = self.timeline.as_mut() {
-            t.record(now_ns, now_ns.saturating_sub(done.submit_ns), !ok);
-        }
-        if let Some(b) = self.bufs.get_mut(usize::from(slot)) {
-            *b = done.buf;
-        }
-    }
-}
-
-impl<Q: HostQpair> CoreJob<Q> for MpCoreJob {
-    fn poll(&mut self, io: &mut IoContext<'_, Q>) -> JobStatus {
-        let now_ns = io.now_ns();
-        if self.job.is_none() {
-            return JobStatus::Finished;
-        }
-        if !self.started {
-            if let Some(job) = self.job.as_mut() {
-                job.start(now_ns);
-            }
-            if let Some(t) = self.timeline.as_mut() {
-                t.start(now_ns);
-            }
-            self.started = true;
-        }
-        self.ch.poll(io);
-        // IOs the channel gave up on (fast-IO-fail, every path lost) are IO errors.
-        while let Some(failed) = self.ch.take_failed() {
-            self.finish_io(now_ns, failed);
-        }
-        let Some(job) = self.job.as_mut() else { return JobStatus::Finished };
-        job.tick(now_ns);
-        while let Some((req, buf, op)) = next_io_with_buffer(job, &mut self.bufs, now_ns) {
-            let slot = usize::from(req.slot);
-            if let Err(e) = self.ch.submit(io, op, req.slba, req.nlb, Some(buf), u64::from(req.slot)) {
-                if let Some(b) = self.bufs.get_mut(slot) {
-                    *b = e.buf;
-                }
-                match e.reason {
-                    SubmitErrorKind::QueueFull => job.cancel(req.slot),
-                    _ => {
-                        let status = protocol::Status::path(protocol::status::path::HOST_PATHING_ERROR).to_field();
-                        let _ = job.complete(req.slot, IoStatus::Failed(status), &[], now_ns);
-                        if let Some(t) = self.timeline.as_mut() {
-                            t.record(now_ns, 0, true);
-                        }
-                    }
-                }
-                break;
-            }
-        }
-        if job.is_done() && job.outstanding() == 0 && self.ch.outstanding() == 0 {
-            if let (Some(job), Some(tx), Some(mut timeline)) =
-                (self.job.take(), self.done_tx.take(), self.timeline.take())
-            {
-                timeline.finish(now_ns);
-                let _ = tx.send(MpJobResult {
-                    job_index: self.job_index,
-                    stats: job.into_stats(),
-                    channel: self.ch.stats().clone(),
-                    timeline,
-                });
-            }
-            return JobStatus::Finished;
-        }
-        JobStatus::Running
+    fn submit<Q: HostQpair>(
+        &mut self,
+        io: &mut IoContext<'_, Q>,
+        op: IoOp,
+        lba: u64,
+        num_blocks: u32,
+        buf: Option<IoBuf>,
+        tag: u64,
+    ) -> Result<(), (SubmitErrorKind, Option<IoBuf>)> {
+        MpChannel::submit(self, io, op, lba, num_blocks, buf, tag).map_err(|e| (e.reason, e.buf))
     }
 
-    fn on_complete(&mut self, io: &mut IoContext<'_, Q>, done: IoCompletion) {
-        if let Some(done) = self.ch.on_complete(io, done) {
-            self.finish_io(io.now_ns(), done);
-        }
+    fn on_complete<Q: HostQpair>(&mut self, io: &mut IoContext<'_, Q>, done: IoCompletion) -> Option<IoCompletion> {
+        MpChannel::on_complete(self, io, done)
+    }
+
+    /// IOs the channel holds for a path or is retrying.
+    fn outstanding(&self) -> usize {
+        MpChannel::outstanding(self)
+    }
+
+    fn stats(&self) -> ChannelStats {
+        MpChannel::stats(self).clone()
     }
 }
