@@ -1,15 +1,19 @@
 //! `bdev_malloc_*`, `bdev_null_*`, `bdev_aio_*` and `bdev_get_bdevs`, with SPDK's parameter names.
 //!
-//! SPDK parameters we accept only at their default value (metadata, DIF,
-//! optimal IO boundary) are listed so that SPDK's own `save_config` output
-//! loads; any other value is -32602 "not supported".
+//! Every parameter SPDK's methods take is accepted. Those that ask for what
+//! corepath bdevs do not have (metadata, DIF, an optimal IO boundary, a
+//! read-only or RWF_NOWAIT AIO file) are refused with -32602 naming the field
+//! unless they have their default value; those that only qualify such a
+//! feature (`md_interleave`, `dif_is_head_of_md` without metadata) or tune
+//! what we always do (`fallocate`) are accepted either way. docs/rpc.md lists
+//! them with the reasons.
 
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::RpcError;
 use crate::gateway_rpc::GatewayRpc;
-use crate::params::{only_default, parse_params, uuid_param};
+use crate::params::{only_default, parse_params, refuse_true, uuid_param};
 
 /// Parameters SPDK's malloc and null bdevs share beyond the geometry.
 fn check_unsupported_geometry(
@@ -37,13 +41,19 @@ struct MallocCreate {
     physical_block_size: Option<u32>,
     optimal_io_boundary: Option<u32>,
     md_size: Option<u32>,
-    #[allow(dead_code)] // meaningless without metadata
+    /// Either value: where metadata sits means nothing without metadata
+    /// (`md_size` other than 0 is refused), as in SPDK.
+    #[allow(dead_code)]
     md_interleave: Option<bool>,
     dif_type: Option<i32>,
-    #[allow(dead_code)] // meaningless without metadata
+    /// Either value: where the protection information sits within the
+    /// metadata means nothing without metadata, as in SPDK.
+    #[allow(dead_code)]
     dif_is_head_of_md: Option<bool>,
     dif_pi_format: Option<u32>,
-    #[allow(dead_code)] // memory placement hint; we allocate on the calling thread's node
+    /// Memory placement hint; the memory comes from wherever the kernel
+    /// places the RPC thread's allocation (bdev_get_bdevs reports numa_id -1).
+    #[allow(dead_code)]
     numa_id: Option<i32>,
 }
 
@@ -80,7 +90,8 @@ struct NullCreate {
     physical_block_size: Option<u32>,
     md_size: Option<u32>,
     dif_type: Option<i32>,
-    #[allow(dead_code)] // meaningless without metadata
+    /// Either value: meaningless without metadata, as for malloc.
+    #[allow(dead_code)]
     dif_is_head_of_md: Option<bool>,
     dif_pi_format: Option<u32>,
 }
@@ -108,17 +119,22 @@ struct AioCreate {
     filename: String,
     block_size: Option<u32>,
     uuid: Option<String>,
+    /// Refused when true: the file is always opened read-write.
     readonly: Option<bool>,
-    /// Write Zeroes and Deallocate always use fallocate here; the flag is accepted either way.
+    /// Either value: Write Zeroes and Deallocate always use fallocate here
+    /// (what SPDK's `true` turns on), and bdev_get_bdevs reports `fallocate: true`.
     #[allow(dead_code)]
     fallocate: Option<bool>,
+    /// Refused when true: our AIO submits without RWF_NOWAIT.
+    nowait: Option<bool>,
 }
 
 /// `bdev_aio_create` → the bdev name. A file that cannot be opened O_DIRECT
 /// (missing, tmpfs, block size below its sector size) is -22 with the reason.
 pub(crate) fn aio_create(gw: &GatewayRpc, params: Option<&Value>) -> Result<Value, RpcError> {
     let p: AioCreate = parse_params(params)?;
-    only_default("readonly", p.readonly, false)?;
+    refuse_true("readonly", p.readonly, "corepath AIO bdevs always open their file read-write")?;
+    refuse_true("nowait", p.nowait, "corepath's AIO bdev does not submit IO with RWF_NOWAIT")?;
     let uuid = p.uuid.as_deref().map(|u| uuid_param("uuid", u)).transpose()?;
     // SPDK treats block_size 0 as "not given".
     let block_size = p.block_size.filter(|&bs| bs != 0);
@@ -145,7 +161,46 @@ struct GetBdevs {
 }
 
 /// `bdev_get_bdevs` → array of bdev objects; an unknown name is -19 (ENODEV), as SPDK.
+///
+/// Each object also carries `numa_id` (after `uuid`) and `memory_domains`
+/// (after `supported_io_types`), where SPDK's NVMe bdevs put them: -1 (any
+/// node: malloc memory and AIO files are not placed on a chosen node) and `[]`
+/// (plain host memory, no DMA memory domain). SPDK leaves both out when they
+/// say nothing; we always write them so that scripts find the keys.
 pub(crate) fn get_bdevs(gw: &GatewayRpc, params: Option<&Value>) -> Result<Value, RpcError> {
     let p: GetBdevs = parse_params(params)?;
-    Ok(gw.lock_state().get_bdevs_json(p.name.as_deref())?)
+    let mut bdevs = gw.lock_state().get_bdevs_json(p.name.as_deref())?;
+    if let Value::Array(list) = &mut bdevs {
+        for bdev in list.iter_mut() {
+            insert_after(bdev, "uuid", "numa_id", json!(NUMA_ID_ANY));
+            insert_after(bdev, "supported_io_types", "memory_domains", json!([]));
+        }
+    }
+    Ok(bdevs)
+}
+
+/// SPDK's `SPDK_ENV_NUMA_ID_ANY`: memory not tied to one node.
+const NUMA_ID_ANY: i32 = -1;
+
+/// Puts `key: value` right after `after` in a JSON object (at the end when
+/// `after` is missing), unless `key` is there already. Key order is part of
+/// the shape users diff against.
+fn insert_after(object: &mut Value, after: &str, key: &str, value: Value) {
+    let Value::Object(map) = object else { return };
+    if map.contains_key(key) {
+        return;
+    }
+    let old = std::mem::take(map);
+    let mut placed = false;
+    for (k, v) in old {
+        let here = k == after;
+        map.insert(k, v);
+        if here {
+            map.insert(key.to_string(), value.clone());
+            placed = true;
+        }
+    }
+    if !placed {
+        map.insert(key.to_string(), value);
+    }
 }

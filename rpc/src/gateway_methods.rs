@@ -69,10 +69,15 @@ impl RpcHandler for GatewayRpc {
     }
 
     fn save_config(&self) -> Vec<ConfigSection> {
-        let state = self.lock_state();
-        vec![
-            ConfigSection { subsystem: "bdev", config: state.bdev_config_json() },
-            ConfigSection { subsystem: "nvmf", config: state.nvmf_config_json() },
-        ]
+        let (bdev, mut nvmf) = {
+            let state = self.lock_state();
+            (state.bdev_config_json(), state.nvmf_config_json())
+        };
+        for call in nvmf.iter_mut().filter(|c| c["method"] == "nvmf_create_transport") {
+            if let Some(params) = call.get_mut("params") {
+                self.add_reported_transport_options(params);
+            }
+        }
+        vec![ConfigSection { subsystem: "bdev", config: bdev }, ConfigSection { subsystem: "nvmf", config: nvmf }]
     }
 }

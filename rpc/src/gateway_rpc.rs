@@ -5,9 +5,9 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use engine::TargetOptions;
+use engine::{TargetOptions, TrType};
 use gateway::config::{ListenAddress, TargetState};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// What the RPC layer needs from the data plane (reactors, listeners).
 ///
@@ -30,12 +30,22 @@ pub struct GatewayRpc {
     /// Serialises configuration changes that also touch the data plane, so that
     /// "first user of an address starts the socket, last one stops it" holds.
     change_lock: Mutex<()>,
+    /// Per transport, the SPDK options its `nvmf_create_transport` set that
+    /// have no effect here, echoed by `nvmf_get_transports` and `save_config`
+    /// (so a saved configuration replays them). Transports are never deleted,
+    /// so entries live as long as the transport.
+    reported_transport_options: Mutex<Vec<(TrType, Map<String, Value>)>>,
 }
 
 impl GatewayRpc {
     /// Handlers over `state`, starting and stopping listeners through `data_plane`.
     pub fn new(state: Arc<Mutex<TargetState>>, data_plane: Arc<dyn DataPlane>) -> Self {
-        GatewayRpc { state, data_plane, change_lock: Mutex::new(()) }
+        GatewayRpc {
+            state,
+            data_plane,
+            change_lock: Mutex::new(()),
+            reported_transport_options: Mutex::new(Vec::new()),
+        }
     }
 
     /// The shared configuration.
@@ -57,6 +67,29 @@ impl GatewayRpc {
 
     pub(crate) fn data_plane(&self) -> &dyn DataPlane {
         &*self.data_plane
+    }
+
+    /// Records the without-effect options of a transport just created.
+    pub(crate) fn set_transport_options_reported(&self, trtype: TrType, options: Map<String, Value>) {
+        let mut all = self.reported_transport_options.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        all.retain(|(t, _)| *t != trtype);
+        all.push((trtype, options));
+    }
+
+    /// Adds the recorded without-effect options to a transport's JSON (an
+    /// `nvmf_get_transports` entry or `save_config` params: both carry
+    /// `trtype`), after the options the gateway reports itself.
+    pub(crate) fn add_reported_transport_options(&self, transport: &mut Value) {
+        let Value::Object(object) = transport else { return };
+        let Some(trtype) = object.get("trtype").and_then(Value::as_str).and_then(|t| t.parse::<TrType>().ok()) else {
+            return;
+        };
+        let all = self.reported_transport_options.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((_, options)) = all.iter().find(|(t, _)| *t == trtype) {
+            for (name, value) in options {
+                object.entry(name.clone()).or_insert_with(|| value.clone());
+            }
+        }
     }
 }
 

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::error::RpcError;
-use crate::params::parse_params;
+use crate::params::{parse_params, rdma_not_implemented, refuse_given, refuse_true};
 use crate::router::RpcHandler;
 
 /// Methods [`HostRpc`] answers.
@@ -212,6 +212,15 @@ pub fn mp_error(e: MultipathError) -> RpcError {
 // ------------------------------------------------------------ parameters
 
 /// `bdev_nvme_attach_controller`'s params, SPDK's JSON names.
+///
+/// Implemented: the transport ID, `hostnqn` (must be the engine's),
+/// `multipath`, `-l/-o/-u`, `keep_alive_timeout_ms`, the digests. Accepted
+/// either way: `disable_sq_flow_control` (the engine always asks the target
+/// to disable SQ flow control at Connect, because it bounds its outstanding
+/// commands by the queue depth itself and never needs SQ head updates).
+/// Refused when true: `prchk_reftag`, `prchk_guard`, `allow_unrecognized_csi`;
+/// refused whenever given: `hostaddr`, `hostsvcid`, `psk`, `dhchap_key`,
+/// `dhchap_ctrlr_key`; an RDMA `trtype` (not implemented yet).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AttachController {
@@ -247,6 +256,21 @@ pub struct AttachController {
     pub prchk_reftag: Option<bool>,
     /// As `prchk_reftag`.
     pub prchk_guard: Option<bool>,
+    /// Namespaces of command sets the host does not know: only NVM ones are
+    /// exposed here, so only `false` is supported.
+    pub allow_unrecognized_csi: Option<bool>,
+    /// Either value (see the type's doc): the engine always disables SQ flow control.
+    pub disable_sq_flow_control: Option<bool>,
+    /// Source address binding: not supported.
+    pub hostaddr: Option<String>,
+    /// As `hostaddr`.
+    pub hostsvcid: Option<String>,
+    /// NVMe/TCP TLS key: not supported.
+    pub psk: Option<String>,
+    /// DH-HMAC-CHAP: not supported.
+    pub dhchap_key: Option<String>,
+    /// As `dhchap_key`.
+    pub dhchap_ctrlr_key: Option<String>,
 }
 
 /// Checks an attach as SPDK does and turns it into the multipath host's parameters.
@@ -257,6 +281,9 @@ pub fn attach_params(
 ) -> Result<AttachParams, RpcError> {
     let bad = |m: String| RpcError::invalid_params(m);
     let trtype: TrType = p.trtype.parse().map_err(|_| bad(format!("unknown trtype '{}'", p.trtype)))?;
+    if trtype == TrType::Rdma {
+        return Err(rdma_not_implemented());
+    }
     let adrfam: AdrFam = match &p.adrfam {
         Some(a) => a.parse().map_err(|_| bad(format!("unknown adrfam '{a}'")))?,
         None => AdrFam::Ipv4,
@@ -269,9 +296,21 @@ pub fn attach_params(
             )));
         }
     }
-    if p.prchk_reftag == Some(true) || p.prchk_guard == Some(true) {
-        return Err(bad("protection information checks (prchk_reftag/prchk_guard) are not supported".into()));
-    }
+    const NO_PI: &str = "corepath's host does not check protection information (its namespaces have none)";
+    refuse_true("prchk_reftag", p.prchk_reftag, NO_PI)?;
+    refuse_true("prchk_guard", p.prchk_guard, NO_PI)?;
+    refuse_true(
+        "allow_unrecognized_csi",
+        p.allow_unrecognized_csi,
+        "corepath's host exposes namespaces of the NVM command set only",
+    )?;
+    const NO_BIND: &str = "corepath's host does not bind its connections to a source address";
+    refuse_given("hostaddr", p.hostaddr.as_ref(), NO_BIND)?;
+    refuse_given("hostsvcid", p.hostsvcid.as_ref(), NO_BIND)?;
+    refuse_given("psk", p.psk.as_ref(), "corepath's NVMe/TCP has no TLS")?;
+    const NO_AUTH: &str = "corepath's host has no DH-HMAC-CHAP authentication";
+    refuse_given("dhchap_key", p.dhchap_key.as_ref(), NO_AUTH)?;
+    refuse_given("dhchap_ctrlr_key", p.dhchap_ctrlr_key.as_ref(), NO_AUTH)?;
     let mode =
         match p.multipath.as_deref() {
             None => None,
@@ -345,10 +384,20 @@ pub fn check_resiliency(
     Ok(())
 }
 
-/// `bdev_nvme_set_options`'s params that change something here.
+/// `bdev_nvme_set_options`'s params that change something here, or that
+/// are refused when they ask for what the host does not do.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SetOptions {
+    /// Refused when true: active_passive always sends IO to the first healthy
+    /// optimized path, so IO goes back to a path as soon as it is healthy.
+    disable_auto_failback: Option<bool>,
+    /// Refused when true: a namespace without a UUID gets none here.
+    generate_uuids: Option<bool>,
+    /// Refused when true: there are no per-path IO statistics to collect.
+    io_path_stat: Option<bool>,
+    /// Refused when true: there are no NVMe error counters to collect.
+    nvme_error_stat: Option<bool>,
     /// `-a`: none, reset, abort.
     action_on_timeout: Option<String>,
     /// `-t`: IO command timeout, µs; 0 = none.
@@ -366,9 +415,13 @@ struct SetOptions {
 }
 
 /// Parameters of SPDK's `bdev_nvme_set_options` (as its `save_config` writes
-/// them, old and new) that tune parts corepath does not have: accepted, so
-/// SPDK configurations load, and without effect (docs/multipath.md says so).
-const SET_OPTIONS_WITHOUT_EFFECT: [&str; 26] = [
+/// them, old and new) that tune parts corepath does not have: accepted
+/// whatever their value, so SPDK configurations load, and without effect
+/// (docs/rpc.md gives each reason). Among them `delay_cmd_submit` (the engine
+/// already gathers the PDUs of a poll turn into one send), `allow_accel_sequence`
+/// (no accel framework: nothing to chain) and `enable_flush` (Flush always goes
+/// to the controllers, which is never less safe).
+const SET_OPTIONS_WITHOUT_EFFECT: [&str; 22] = [
     "retry_count",
     "arbitration_burst",
     "low_priority_weight",
@@ -381,12 +434,8 @@ const SET_OPTIONS_WITHOUT_EFFECT: [&str; 26] = [
     "transport_retry_count",
     "bdev_retry_count",
     "transport_ack_timeout",
-    "disable_auto_failback",
-    "generate_uuids",
     "transport_tos",
-    "nvme_error_stat",
     "rdma_srq_size",
-    "io_path_stat",
     "allow_accel_sequence",
     "rdma_max_cq_size",
     "rdma_cm_event_timeout_ms",
@@ -414,6 +463,14 @@ impl SetOptions {
 
     /// The defaults after this call, or why it is refused (nothing changes then).
     fn apply(&self, current: &AttachDefaults) -> Result<AttachDefaults, RpcError> {
+        refuse_true(
+            "disable_auto_failback",
+            self.disable_auto_failback,
+            "corepath's active_passive policy always sends IO to the first healthy path, so it fails back by itself",
+        )?;
+        refuse_true("generate_uuids", self.generate_uuids, "corepath's host reports only the UUIDs namespaces have")?;
+        refuse_true("io_path_stat", self.io_path_stat, "corepath's host keeps no per-path IO statistics")?;
+        refuse_true("nvme_error_stat", self.nvme_error_stat, "corepath's host keeps no NVMe error counters")?;
         let mut d = current.clone();
         if let Some(name) = &self.action_on_timeout {
             d.opts.action_on_timeout = TimeoutAction::from_spdk_name(name).ok_or_else(|| {
@@ -1080,6 +1137,89 @@ mod tests {
         assert_eq!(e.code, EINVAL);
         assert!(e.message.contains("controller ID 1"), "{e}");
         assert_eq!(mp_error(MultipathError::InvalidParameter("x".into())).code, INVALID_PARAMS);
+    }
+
+    /// `bdev_nvme_attach_controller` as rpc.py v26.09-pre sends it (DESIGN.md's, over TCP).
+    fn rpc_py_attach() -> Value {
+        json!({"adrfam": "ipv4", "allow_unrecognized_csi": false, "ctrlr_loss_timeout_sec": -1, "ddgst": false,
+               "disable_sq_flow_control": false, "hdgst": false, "multipath": "multipath", "name": "Nvme0",
+               "prchk_guard": false, "prchk_reftag": false, "reconnect_delay_sec": 20,
+               "subnqn": "nqn.2021-06.io.spdk:ctc_rbd0", "traddr": "127.0.0.3", "trsvcid": "4420", "trtype": "tcp"})
+    }
+
+    fn refused(message: &str) -> RpcError {
+        RpcError::invalid_params(message)
+    }
+
+    #[test]
+    fn rpc_py_attach_is_accepted_and_sq_flow_control_either_way() {
+        let p = attach(rpc_py_attach()).unwrap();
+        assert_eq!(p.trid, TransportId::tcp("127.0.0.3", "4420", "nqn.2021-06.io.spdk:ctc_rbd0"));
+        let mut v = rpc_py_attach();
+        v["disable_sq_flow_control"] = json!(true);
+        let q = attach(v).unwrap();
+        assert_eq!((q.trid, q.opts.reconnect), (p.trid, p.opts.reconnect));
+    }
+
+    #[test]
+    fn attach_values_we_cannot_honour_are_refused_naming_the_field() {
+        let no_pi = "corepath's host does not check protection information (its namespaces have none)";
+        let cases = [
+            ("prchk_guard", json!(true), format!("prchk_guard is not supported: {no_pi}")),
+            ("prchk_reftag", json!(true), format!("prchk_reftag is not supported: {no_pi}")),
+            (
+                "allow_unrecognized_csi",
+                json!(true),
+                "allow_unrecognized_csi is not supported: corepath's host exposes namespaces of the NVM command set \
+                 only"
+                    .to_string(),
+            ),
+            ("psk", json!("key0"), "psk is not supported: corepath's NVMe/TCP has no TLS".to_string()),
+            (
+                "hostaddr",
+                json!("127.0.0.1"),
+                "hostaddr is not supported: corepath's host does not bind its connections to a source address"
+                    .to_string(),
+            ),
+            (
+                "dhchap_key",
+                json!("key1"),
+                "dhchap_key is not supported: corepath's host has no DH-HMAC-CHAP authentication".to_string(),
+            ),
+            ("trtype", json!("rdma"), "the RDMA transport is not implemented yet (issue 14)".to_string()),
+        ];
+        for (name, value, message) in cases {
+            let mut v = rpc_py_attach();
+            v[name] = value;
+            assert_eq!(attach(v).unwrap_err(), refused(&message), "{name}");
+        }
+    }
+
+    #[test]
+    fn rpc_py_set_options_are_accepted_and_refused_only_when_asking_for_what_we_lack() {
+        let d = set(json!({"action_on_timeout": "abort", "allow_accel_sequence": false, "delay_cmd_submit": true,
+                           "disable_auto_failback": false, "enable_flush": false, "generate_uuids": false,
+                           "io_path_stat": false, "keep_alive_timeout_ms": 10000, "nvme_error_stat": false,
+                           "timeout_admin_us": 0, "timeout_us": 300000}))
+        .unwrap();
+        assert_eq!((d.opts.io_timeout_ms, d.opts.keep_alive_timeout_ms), (300, 10_000));
+        assert_eq!(d.opts.action_on_timeout, TimeoutAction::Abort);
+        // Tuning we do not have: any value.
+        assert!(set(json!({"delay_cmd_submit": false, "allow_accel_sequence": true, "enable_flush": true})).is_ok());
+        let cases = [
+            (
+                "disable_auto_failback",
+                "corepath's active_passive policy always sends IO to the first healthy path, so it fails back by \
+                 itself",
+            ),
+            ("generate_uuids", "corepath's host reports only the UUIDs namespaces have"),
+            ("io_path_stat", "corepath's host keeps no per-path IO statistics"),
+            ("nvme_error_stat", "corepath's host keeps no NVMe error counters"),
+        ];
+        for (name, why) in cases {
+            let e = set(json!({ name: true })).unwrap_err();
+            assert_eq!(e, refused(&format!("{name} is not supported: {why}")), "{name}");
+        }
     }
 
     #[derive(Parser)]

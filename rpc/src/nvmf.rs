@@ -14,44 +14,118 @@ use serde_json::{json, Value};
 
 use crate::error::RpcError;
 use crate::gateway_rpc::GatewayRpc;
-use crate::params::{expect_no_params, only_default, parse_params, uuid_param};
+use crate::params::{
+    expect_no_params, only_default, parse_params, pick_members, rdma_not_implemented, refuse_given, refuse_true,
+    uuid_param,
+};
+
+/// SPDK's name of its default (and here only) NVMe-oF target, the one value
+/// `tgt_name` may have.
+const DEFAULT_TARGET: &str = "nvmf_tgt";
 
 fn trtype_param(value: &str) -> Result<TrType, RpcError> {
     TrType::from_str(value).map_err(|_| RpcError::invalid_params(format!("Invalid transport type '{value}'")))
 }
 
+/// SPDK's `nvmf_create_transport` options that corepath accepts and reports
+/// back (in `nvmf_get_transports` and `save_config`) but that change nothing
+/// here, each for the reason given at its field in [`CreateTransport`].
+pub(crate) const TRANSPORT_OPTIONS_WITHOUT_EFFECT: [&str; 22] = [
+    "max_aq_depth",
+    "num_shared_buffers",
+    "buf_cache_size",
+    "iobuf_small_cache_size",
+    "iobuf_large_cache_size",
+    "zcopy",
+    "num_cqe",
+    "max_srq_depth",
+    "no_srq",
+    "sock_priority",
+    "acceptor_backlog",
+    "abort_timeout_sec",
+    "no_wr_batching",
+    "control_msg_num",
+    "disable_mappable_bar0",
+    "disable_adaptive_irq",
+    "disable_shadow_doorbells",
+    "acceptor_poll_rate",
+    "ack_timeout",
+    "data_wr_pool_size",
+    "disable_command_passthru",
+    "dif_insert_or_strip",
+];
+
+/// What `nvmf_get_transports` reports for these SPDK options when the create
+/// call did not set them: the values that are true of every corepath
+/// transport (and SPDK's defaults).
+pub(crate) const TRANSPORT_OPTIONS_ALWAYS_REPORTED: [(&str, bool); 3] =
+    [("dif_insert_or_strip", false), ("zcopy", false), ("disable_command_passthru", false)];
+
+/// `nvmf_create_transport`'s parameters: every option SPDK's method takes.
+///
+/// Implemented: `trtype`, `max_queue_depth`, `max_io_qpairs_per_ctrlr`,
+/// `in_capsule_data_size`, `max_io_size`, `io_unit_size`, `c2h_success`.
+/// Refused when set to a value we cannot honour: `dif_insert_or_strip: true`,
+/// `tgt_name` other than SPDK's default target. Everything else is accepted
+/// without effect, for the reason at its field, and reported back as set.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)] // SPDK tuning knobs without an equivalent here are accepted and ignored
+#[allow(dead_code)] // the options without effect are only type-checked, then echoed from the raw params
 struct CreateTransport {
     trtype: String,
+    /// One target per process here: only SPDK's default name, `nvmf_tgt`.
+    tgt_name: Option<String>,
     max_queue_depth: Option<u16>,
     max_io_qpairs_per_ctrlr: Option<u16>,
     in_capsule_data_size: Option<u32>,
     max_io_size: Option<u32>,
     io_unit_size: Option<u32>,
+    /// NVMe/TCP: the last C2HData PDU of a read carries SUCCESS (no response capsule).
+    c2h_success: Option<bool>,
+    /// Refused when true: corepath bdevs have no protection information to insert or strip.
     dif_insert_or_strip: Option<bool>,
-    // Accepted and ignored: SPDK buffer-pool, timing and socket tuning.
+    // Buffer pools: ours are sized at start-up per transport (DESIGN.md), not by these.
     max_aq_depth: Option<u32>,
     num_shared_buffers: Option<u32>,
     buf_cache_size: Option<u32>,
     iobuf_small_cache_size: Option<u32>,
     iobuf_large_cache_size: Option<u32>,
+    /// Zero-copy needs a bdev that lends its buffers; none of ours does
+    /// (`supported_io_types.zcopy` is false), and SPDK copies for such bdevs too.
     zcopy: Option<bool>,
-    c2h_success: Option<bool>,
+    // RDMA only: the RDMA transport is not implemented yet (issue 14), and
+    // SPDK's TCP transport ignores these as ours does.
+    num_cqe: Option<i32>,
+    max_srq_depth: Option<u32>,
+    no_srq: Option<bool>,
+    acceptor_backlog: Option<i32>,
+    no_wr_batching: Option<bool>,
+    data_wr_pool_size: Option<u32>,
+    // Socket and timing tuning our TCP transport does not have.
     sock_priority: Option<u32>,
     abort_timeout_sec: Option<u32>,
     ack_timeout: Option<u32>,
-    data_wr_pool_size: Option<u32>,
     control_msg_num: Option<u32>,
     acceptor_poll_rate: Option<u32>,
+    // VFIO-user only: there is no VFIO-user transport here.
+    disable_mappable_bar0: Option<bool>,
+    disable_adaptive_irq: Option<bool>,
+    disable_shadow_doorbells: Option<bool>,
+    /// Either value: our gateway never forwards commands to a backing NVMe
+    /// device (its bdevs are not NVMe devices), which is what `true` asks.
+    disable_command_passthru: Option<bool>,
 }
 
-/// `nvmf_create_transport` → true.
+/// `nvmf_create_transport` → true. See [`CreateTransport`] for what each
+/// option does here; RDMA is refused until its transport lands.
 pub(crate) fn create_transport(gw: &GatewayRpc, params: Option<&Value>) -> Result<Value, RpcError> {
     let p: CreateTransport = parse_params(params)?;
     let trtype = trtype_param(&p.trtype)?;
-    only_default("dif_insert_or_strip", p.dif_insert_or_strip, false)?;
+    if trtype == TrType::Rdma {
+        return Err(rdma_not_implemented());
+    }
+    only_default("tgt_name", p.tgt_name.as_deref(), DEFAULT_TARGET)?;
+    refuse_true("dif_insert_or_strip", p.dif_insert_or_strip, "corepath bdevs have no protection information")?;
     let defaults = TargetOptions::default();
     let max_qpairs_per_ctrlr = match p.max_io_qpairs_per_ctrlr {
         // The admin queue is the extra one; SPDK's limit is the same.
@@ -66,8 +140,14 @@ pub(crate) fn create_transport(gw: &GatewayRpc, params: Option<&Value>) -> Resul
         io_unit_size: p.io_unit_size.unwrap_or(defaults.io_unit_size),
         max_queue_depth: p.max_queue_depth.unwrap_or(defaults.max_queue_depth),
         max_qpairs_per_ctrlr,
+        c2h_success: p.c2h_success.unwrap_or(defaults.c2h_success),
     };
     gw.lock_state().create_transport(trtype, opts)?;
+    let mut reported = pick_members(params, &TRANSPORT_OPTIONS_WITHOUT_EFFECT);
+    for (name, value) in TRANSPORT_OPTIONS_ALWAYS_REPORTED {
+        reported.entry(name).or_insert(Value::Bool(value));
+    }
+    gw.set_transport_options_reported(trtype, reported);
     Ok(json!(true))
 }
 
@@ -75,22 +155,36 @@ pub(crate) fn create_transport(gw: &GatewayRpc, params: Option<&Value>) -> Resul
 #[serde(deny_unknown_fields)]
 struct GetTransports {
     trtype: Option<String>,
+    tgt_name: Option<String>,
 }
 
 /// `nvmf_get_transports` → array; a type not created is -19 (ENODEV), as SPDK.
 pub(crate) fn get_transports(gw: &GatewayRpc, params: Option<&Value>) -> Result<Value, RpcError> {
     let p: GetTransports = parse_params(params)?;
+    only_default("tgt_name", p.tgt_name.as_deref(), DEFAULT_TARGET)?;
     let trtype = p.trtype.as_deref().map(trtype_param).transpose()?;
-    gw.lock_state().get_transports_json(trtype).map_err(|e| match e {
+    let mut transports = gw.lock_state().get_transports_json(trtype).map_err(|e| match e {
         TargetError::TransportNotFound(_) => RpcError::new(-19, e.to_string()),
         e => e.into(),
-    })
+    })?;
+    if let Value::Array(list) = &mut transports {
+        list.iter_mut().for_each(|t| gw.add_reported_transport_options(t));
+    }
+    Ok(transports)
 }
 
+/// `nvmf_create_subsystem`'s parameters.
+///
+/// Implemented: `nqn`, `serial_number`, `model_number`, `allow_any_host`,
+/// `max_namespaces`, `min_cntlid`, `max_cntlid`, `ana_reporting`. Refused
+/// when true: `passthrough` (our bdevs are not NVMe devices, so there is
+/// nothing to pass commands through to) and `enable_nssr` (the gateway has no
+/// NVM Subsystem Reset); `tgt_name` other than `nvmf_tgt`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreateSubsystem {
     nqn: String,
+    tgt_name: Option<String>,
     serial_number: Option<String>,
     model_number: Option<String>,
     allow_any_host: Option<bool>,
@@ -105,8 +199,13 @@ struct CreateSubsystem {
 /// `nvmf_create_subsystem` → true.
 pub(crate) fn create_subsystem(gw: &GatewayRpc, params: Option<&Value>) -> Result<Value, RpcError> {
     let p: CreateSubsystem = parse_params(params)?;
-    only_default("passthrough", p.passthrough, false)?;
-    only_default("enable_nssr", p.enable_nssr, false)?;
+    only_default("tgt_name", p.tgt_name.as_deref(), DEFAULT_TARGET)?;
+    refuse_true(
+        "passthrough",
+        p.passthrough,
+        "corepath bdevs are not NVMe devices, so there is nothing to pass commands through to",
+    )?;
+    refuse_true("enable_nssr", p.enable_nssr, "corepath gateways do not implement NVM Subsystem Reset")?;
     gw.lock_state().create_subsystem(SubsystemParams {
         nqn: p.nqn,
         serial_number: p.serial_number,
@@ -124,11 +223,13 @@ pub(crate) fn create_subsystem(gw: &GatewayRpc, params: Option<&Value>) -> Resul
 #[serde(deny_unknown_fields)]
 struct ByNqn {
     nqn: String,
+    tgt_name: Option<String>,
 }
 
 /// `nvmf_delete_subsystem` → true; stops listeners no other subsystem uses.
 pub(crate) fn delete_subsystem(gw: &GatewayRpc, params: Option<&Value>) -> Result<Value, RpcError> {
     let p: ByNqn = parse_params(params)?;
+    only_default("tgt_name", p.tgt_name.as_deref(), DEFAULT_TARGET)?;
     let _change = gw.change_guard();
     let (removed, unused) = {
         let mut state = gw.lock_state();
@@ -151,6 +252,14 @@ pub(crate) fn delete_subsystem(gw: &GatewayRpc, params: Option<&Value>) -> Resul
     Ok(json!(true))
 }
 
+/// SPDK's namespace object (`nvmf_subsystem_add_ns` `namespace`).
+///
+/// Implemented: `bdev_name`, `nsid`, `uuid`, `nguid`, `anagrpid`. Accepted
+/// without effect: `hide_metadata` (SPDK hides a bdev's metadata from hosts;
+/// corepath bdevs have none, so either value exposes the same namespace).
+/// Refused: `no_auto_visible: true` (there is no per-host namespace
+/// visibility here, `nvmf_ns_add_host`; every allowed host sees every
+/// namespace), `eui64` and `ptpl_file`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NamespaceSpec {
@@ -158,9 +267,16 @@ struct NamespaceSpec {
     nsid: Option<u32>,
     uuid: Option<String>,
     nguid: Option<String>,
+    /// Refused: the gateway reports a namespace's UUID and NGUID, not an EUI-64.
+    eui64: Option<String>,
+    /// Refused: no persistent reservations here.
+    ptpl_file: Option<String>,
     /// ANA group ID; default (or 0) is the NSID.
     anagrpid: Option<u32>,
     no_auto_visible: Option<bool>,
+    /// Either value: there is no metadata to hide.
+    #[allow(dead_code)]
+    hide_metadata: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -168,13 +284,21 @@ struct NamespaceSpec {
 struct AddNs {
     nqn: String,
     namespace: NamespaceSpec,
+    tgt_name: Option<String>,
 }
 
-/// `nvmf_subsystem_add_ns` → the NSID.
+/// `nvmf_subsystem_add_ns` → the NSID. See [`NamespaceSpec`] for the options.
 pub(crate) fn add_ns(gw: &GatewayRpc, params: Option<&Value>) -> Result<Value, RpcError> {
     let p: AddNs = parse_params(params)?;
+    only_default("tgt_name", p.tgt_name.as_deref(), DEFAULT_TARGET)?;
     let ns = p.namespace;
-    only_default("no_auto_visible", ns.no_auto_visible, false)?;
+    refuse_true(
+        "no_auto_visible",
+        ns.no_auto_visible,
+        "corepath namespaces are visible to every host the subsystem allows (no per-host visibility)",
+    )?;
+    refuse_given("eui64", ns.eui64.as_ref(), "corepath namespaces are identified by UUID and NGUID only")?;
+    refuse_given("ptpl_file", ns.ptpl_file.as_ref(), "corepath gateways have no persistent reservations")?;
     let uuid = ns.uuid.as_deref().map(|u| uuid_param("uuid", u)).transpose()?;
     let nguid = ns
         .nguid
@@ -194,11 +318,13 @@ pub(crate) fn add_ns(gw: &GatewayRpc, params: Option<&Value>) -> Result<Value, R
 struct RemoveNs {
     nqn: String,
     nsid: u32,
+    tgt_name: Option<String>,
 }
 
 /// `nvmf_subsystem_remove_ns` → true.
 pub(crate) fn remove_ns(gw: &GatewayRpc, params: Option<&Value>) -> Result<Value, RpcError> {
     let p: RemoveNs = parse_params(params)?;
+    only_default("tgt_name", p.tgt_name.as_deref(), DEFAULT_TARGET)?;
     gw.lock_state().remove_ns(&p.nqn, p.nsid)?;
     Ok(json!(true))
 }
@@ -215,6 +341,9 @@ struct ListenAddressSpec {
 impl ListenAddressSpec {
     fn to_address(&self) -> Result<ListenAddress, RpcError> {
         let trtype = trtype_param(&self.trtype)?;
+        if trtype == TrType::Rdma {
+            return Err(rdma_not_implemented());
+        }
         let adrfam = match &self.adrfam {
             // SPDK assumes IPv4 for TCP and RDMA when adrfam is absent.
             None => AdrFam::Ipv4,
@@ -226,18 +355,23 @@ impl ListenAddressSpec {
     }
 }
 
+/// `nvmf_subsystem_add_listener`'s parameters. Refused: `secure_channel:
+/// true` (TLS; corepath's NVMe/TCP has none yet), `tgt_name` other than
+/// `nvmf_tgt`, an RDMA `listen_address` (not implemented yet).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AddListener {
     nqn: String,
     listen_address: ListenAddressSpec,
     secure_channel: Option<bool>,
+    tgt_name: Option<String>,
 }
 
 /// `nvmf_subsystem_add_listener` → true; listens if no subsystem did on this address yet.
 pub(crate) fn add_listener(gw: &GatewayRpc, params: Option<&Value>) -> Result<Value, RpcError> {
     let p: AddListener = parse_params(params)?;
-    only_default("secure_channel", p.secure_channel, false)?;
+    only_default("tgt_name", p.tgt_name.as_deref(), DEFAULT_TARGET)?;
+    refuse_true("secure_channel", p.secure_channel, "corepath's NVMe/TCP has no TLS")?;
     let addr = p.listen_address.to_address()?;
     let _change = gw.change_guard();
     let (first_user, opts) = {
@@ -262,11 +396,13 @@ pub(crate) fn add_listener(gw: &GatewayRpc, params: Option<&Value>) -> Result<Va
 struct RemoveListener {
     nqn: String,
     listen_address: ListenAddressSpec,
+    tgt_name: Option<String>,
 }
 
 /// `nvmf_subsystem_remove_listener` → true; stops the socket when no subsystem uses it any more.
 pub(crate) fn remove_listener(gw: &GatewayRpc, params: Option<&Value>) -> Result<Value, RpcError> {
     let p: RemoveListener = parse_params(params)?;
+    only_default("tgt_name", p.tgt_name.as_deref(), DEFAULT_TARGET)?;
     let addr = p.listen_address.to_address()?;
     let _change = gw.change_guard();
     let last_user = {
@@ -321,11 +457,13 @@ pub(crate) fn allow_any_host(gw: &GatewayRpc, params: Option<&Value>) -> Result<
 #[serde(deny_unknown_fields)]
 struct GetSubsystems {
     nqn: Option<String>,
+    tgt_name: Option<String>,
 }
 
 /// `nvmf_get_subsystems` → array of subsystem objects.
 pub(crate) fn get_subsystems(gw: &GatewayRpc, params: Option<&Value>) -> Result<Value, RpcError> {
     let p: GetSubsystems = parse_params(params)?;
+    only_default("tgt_name", p.tgt_name.as_deref(), DEFAULT_TARGET)?;
     Ok(gw.lock_state().get_subsystems_json(p.nqn.as_deref())?)
 }
 
@@ -345,7 +483,7 @@ struct SetAnaState {
 /// and get the ANA change event on their admin queue's next turn.
 pub(crate) fn listener_set_ana_state(gw: &GatewayRpc, params: Option<&Value>) -> Result<Value, RpcError> {
     let p: SetAnaState = parse_params(params)?;
-    only_default("tgt_name", p.tgt_name.as_deref(), "nvmf_tgt")?;
+    only_default("tgt_name", p.tgt_name.as_deref(), DEFAULT_TARGET)?;
     let state = gateway::ana::parse_ana_state(&p.ana_state).ok_or_else(|| {
         RpcError::invalid_params(format!(
             "Invalid ana_state '{}': need optimized, non_optimized or inaccessible",
@@ -367,7 +505,7 @@ struct GetListeners {
 /// `nvmf_subsystem_get_listeners` → `[{address, ana_states: [{ana_group, ana_state}]}]`.
 pub(crate) fn get_listeners(gw: &GatewayRpc, params: Option<&Value>) -> Result<Value, RpcError> {
     let p: GetListeners = parse_params(params)?;
-    only_default("tgt_name", p.tgt_name.as_deref(), "nvmf_tgt")?;
+    only_default("tgt_name", p.tgt_name.as_deref(), DEFAULT_TARGET)?;
     Ok(gw.lock_state().get_listeners_json(&p.nqn)?)
 }
 

@@ -45,3 +45,45 @@ pub(crate) fn only_default<T: PartialEq + std::fmt::Debug>(
         _ => Ok(()),
     }
 }
+
+/// Refuses a boolean SPDK option set to `true` when we cannot do what it
+/// asks; `false` (or absent) is what we always do. The message names the
+/// field and says why: "`name` is not supported: `reason`".
+pub(crate) fn refuse_true(name: &str, value: Option<bool>, reason: &str) -> Result<(), RpcError> {
+    match value {
+        Some(true) => Err(not_supported(name, reason)),
+        _ => Ok(()),
+    }
+}
+
+/// Refuses an SPDK option whenever it is given: for options whose every value
+/// asks for something we do not have (a TLS key, a host address to bind).
+pub(crate) fn refuse_given<T>(name: &str, value: Option<&T>, reason: &str) -> Result<(), RpcError> {
+    match value {
+        Some(_) => Err(not_supported(name, reason)),
+        None => Ok(()),
+    }
+}
+
+/// -32602 "`name` is not supported: `reason`".
+pub(crate) fn not_supported(name: &str, reason: &str) -> RpcError {
+    RpcError::invalid_params(format!("{name} is not supported: {reason}"))
+}
+
+/// The message of every refusal of an RDMA address or transport until the
+/// RDMA transport lands.
+pub(crate) const RDMA_NOT_IMPLEMENTED: &str = "the RDMA transport is not implemented yet (issue 14)";
+
+/// -32602 for an RDMA transport, listener or path: SPDK built without RDMA
+/// answers an RDMA `nvmf_create_transport` with -32602 too ("Invalid
+/// transport type"); ours says what is missing.
+pub(crate) fn rdma_not_implemented() -> RpcError {
+    RpcError::invalid_params(RDMA_NOT_IMPLEMENTED)
+}
+
+/// Copies the members of `params` named in `names` (the SPDK options a method
+/// accepts without effect), so that the method can report them back as set.
+pub(crate) fn pick_members(params: Option<&Value>, names: &[&str]) -> Map<String, Value> {
+    let Some(Value::Object(object)) = params else { return Map::new() };
+    object.iter().filter(|(k, _)| names.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect()
+}

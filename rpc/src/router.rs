@@ -1,7 +1,8 @@
-//! Dispatch: handler sets (the gateway's methods now, the host's `bdev_nvme_*`
-//! later) composed into one [`Router`] that also answers the framework
-//! methods `rpc_get_methods`, `spdk_get_version`, `save_config` and
-//! `framework_get_config`.
+//! Dispatch: handler sets (the gateway's methods, the host's `bdev_nvme_*`)
+//! composed into one [`Router`] that also answers the framework methods
+//! `rpc_get_methods`, `spdk_get_version`, `save_config`,
+//! `framework_get_config` and `framework_get_subsystems`, and that names the
+//! SPDK methods of later issues ([`NOT_IMPLEMENTED_YET`]) when they are called.
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -10,7 +11,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::error::RpcError;
+use crate::error::{RpcError, METHOD_NOT_FOUND};
 use crate::params::{expect_no_params, parse_params};
 
 /// A set of RPC methods.
@@ -40,7 +41,28 @@ pub struct ConfigSection {
 /// Order in which subsystems are saved and replayed: what others depend on first.
 pub const SUBSYSTEM_ORDER: [&str; 2] = ["bdev", "nvmf"];
 
-const BUILTIN_METHODS: [&str; 4] = ["rpc_get_methods", "spdk_get_version", "save_config", "framework_get_config"];
+const BUILTIN_METHODS: [&str; 5] =
+    ["rpc_get_methods", "spdk_get_version", "save_config", "framework_get_config", "framework_get_subsystems"];
+
+/// SPDK methods that later issues implement, with what each answers until
+/// then: -32601 (method not found), as SPDK built without the module answers,
+/// with a message that says what is missing. A handler that registers one of
+/// these names takes precedence, so the list only shrinks.
+pub const NOT_IMPLEMENTED_YET: [(&str, &str); 6] = [
+    ("bdev_rbd_register_cluster", RBD_NOT_IMPLEMENTED),
+    ("bdev_rbd_unregister_cluster", RBD_NOT_IMPLEMENTED),
+    ("bdev_rbd_get_clusters_info", RBD_NOT_IMPLEMENTED),
+    ("bdev_rbd_create", RBD_NOT_IMPLEMENTED),
+    ("bdev_rbd_delete", RBD_NOT_IMPLEMENTED),
+    ("bdev_rbd_resize", RBD_NOT_IMPLEMENTED),
+];
+
+const RBD_NOT_IMPLEMENTED: &str = "Ceph RBD bdevs are not implemented yet (issue 13)";
+
+/// SPDK subsystems, in initialisation order, with the ones each depends on
+/// (`framework_get_subsystems`), and the method prefix that shows a router
+/// has them.
+const SUBSYSTEMS: [(&str, &[&str], &str); 2] = [("bdev", &[], "bdev_"), ("nvmf", &["bdev"], "nvmf_")];
 
 /// Routes each method to the handler that registered it.
 #[derive(Default)]
@@ -86,9 +108,13 @@ impl Router {
     fn call_inner(&self, method: &str, params: Option<&Value>) -> Result<Value, RpcError> {
         match method {
             "rpc_get_methods" => {
+                /// Both accepted, neither changes the list: every method here
+                /// may be called at any time (there is no start-up-only state
+                /// as SPDK's `--wait-for-rpc`, so `current` lists the same),
+                /// and there are no deprecated aliases to include.
                 #[derive(Deserialize)]
                 #[serde(deny_unknown_fields)]
-                #[allow(dead_code)] // accepted for SPDK compatibility; every method is runtime here
+                #[allow(dead_code)]
                 struct GetMethods {
                     current: Option<bool>,
                     include_aliases: Option<bool>,
@@ -117,11 +143,30 @@ impl Router {
                     .map(|s| Value::Array(s.config))
                     .ok_or_else(|| RpcError::invalid_params(format!("unknown subsystem '{}'", p.name)))
             }
+            "framework_get_subsystems" => {
+                expect_no_params(method, params)?;
+                Ok(self.subsystems())
+            }
             _ => match self.by_method.get(method).and_then(|&i| self.handlers.get(i)) {
                 Some(handler) => handler.call(method, params),
-                None => Err(RpcError::method_not_found(method)),
+                None => match NOT_IMPLEMENTED_YET.iter().find(|(m, _)| *m == method) {
+                    Some((_, why)) => Err(RpcError::new(METHOD_NOT_FOUND, format!("{method}: {why}"))),
+                    None => Err(RpcError::method_not_found(method)),
+                },
             },
         }
+    }
+
+    /// `framework_get_subsystems`: SPDK's `[{"subsystem", "depends_on"}]` for
+    /// the subsystems whose methods this router serves (a gateway: bdev and
+    /// nvmf; a host: bdev).
+    fn subsystems(&self) -> Value {
+        let list: Vec<Value> = SUBSYSTEMS
+            .iter()
+            .filter(|(_, _, prefix)| self.by_method.keys().any(|m| m.starts_with(prefix)))
+            .map(|(name, depends_on, _)| json!({"subsystem": name, "depends_on": depends_on}))
+            .collect();
+        Value::Array(list)
     }
 
     /// Every handler's sections, joined by subsystem, in [`SUBSYSTEM_ORDER`] then first-seen order.
@@ -163,7 +208,7 @@ fn version_json() -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::{INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND};
+    use crate::error::{INTERNAL_ERROR, INVALID_PARAMS};
 
     struct Echo;
     impl RpcHandler for Echo {
