@@ -509,6 +509,12 @@ impl TargetQpair for SimTargetQpair {
         }
     }
 
+    fn retire(&mut self, slot: u16) {
+        if let Some(s) = self.slots.get_mut(usize::from(slot)) {
+            *s = None;
+        }
+    }
+
     fn flush(&mut self) -> Result<(), TransportError> {
         let now_ns = self.now_ns();
         if lock(&self.link).target_sees_closed(now_ns) {

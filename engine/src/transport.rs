@@ -182,6 +182,11 @@ pub struct TargetOptions {
     pub max_queue_depth: u16,
     /// Most queue pairs per controller (`-m`).
     pub max_qpairs_per_ctrlr: u16,
+    /// NVMe/TCP: a successful read's last C2HData PDU carries the SUCCESS
+    /// flag and no response capsule follows (`nvmf_create_transport
+    /// c2h_success`, SPDK's default on). Used only on queues whose host
+    /// disabled SQ flow control at Connect, as TP 8000 ties the two.
+    pub c2h_success: bool,
 }
 
 impl Default for TargetOptions {
@@ -194,6 +199,7 @@ impl Default for TargetOptions {
             io_unit_size: 131_072,
             max_queue_depth: 128,
             max_qpairs_per_ctrlr: 128,
+            c2h_success: true,
         }
     }
 }
@@ -248,6 +254,11 @@ pub trait TargetQpair {
     /// of its buffer go to the host first; then the response capsule. Frees the slot.
     fn complete(&mut self, slot: u16, cqe: &Cqe, data_len: u32);
 
+    /// Frees a command's slot without sending anything: the command is
+    /// retired, not completed. For the AERs a controller drops on shutdown or
+    /// reset, which the host has already forgotten (it may reuse their CIDs).
+    fn retire(&mut self, slot: u16);
+
     /// Completes a successful read whose data is sent from `data` rather than
     /// from the command's buffer. The default copies it into the buffer.
     ///
@@ -268,6 +279,11 @@ pub trait TargetQpair {
 
     /// The peer's address, for logs and `nvmf_subsystem_get_qpairs`.
     fn peer_addr(&self) -> String;
+
+    /// The host disabled SQ flow control at Connect (CATTR bit 2, NVMe-oF
+    /// §3.3.1): it does not need SQHD, so completions may go without a
+    /// response capsule where the transport allows (NVMe/TCP C2HData SUCCESS).
+    fn set_sq_flow_control_disabled(&mut self, _disabled: bool) {}
 }
 
 /// Accepts target queue pairs on one listen address.

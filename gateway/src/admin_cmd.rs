@@ -6,19 +6,24 @@
 //! that owns the queue; nothing here runs per IO, so the configuration lock
 //! may be taken (discovery log page).
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use engine::{TargetCommand, TargetQpair, TrType};
 use protocol::features::aen_config;
 use protocol::features::{
-    features_fid, fid, get_features_select, set_features_save, AsyncEvent, FeatureSelect, NumberOfQueues, HOST_ID_EXHID,
+    feature_capabilities, features_fid, fid, get_features_select, set_features_save, tmpsel, AsyncEvent, ErrorRecovery,
+    FeatureSelect, NumberOfQueues, TemperatureThreshold, ThresholdType, HOST_ID_EXHID,
 };
 use protocol::identify::{
-    cns, cntrltype, encode_active_ns_list, encode_ns_id_descriptors, identify_cns, ACTIVE_NS_LIST_MAX,
-    IDENTIFY_DATA_BYTES,
+    cns, cntrltype, csi, encode_active_ns_list, encode_ns_id_descriptors, identify_cns, identify_csi,
+    IdentifyControllerNvm, ACTIVE_NS_LIST_MAX, IDENTIFY_DATA_BYTES,
 };
-use protocol::log::{encode_ana_log, lid, AnaGroupDescriptor, GetLogPage, SmartLog, ANA_LSP_RGO};
-use protocol::opcode::{admin, fctype};
+use protocol::log::{
+    cmd_effects, encode_ana_log, lid, log_page_csi, smart_data_units, smart_power_on_hours, AnaGroupDescriptor,
+    CommandsSupportedAndEffects, GetLogPage, SmartLog, ANA_LSP_RGO,
+};
+use protocol::opcode::{admin, fctype, io};
 use protocol::property::{offset as prop, property_size_bytes, Cap, Cc, Csts, ShutdownNotification, ShutdownStatus};
 use protocol::property::{Vs, CAP_CSS_NVM};
 use protocol::status::{command_specific, generic};
@@ -39,6 +44,18 @@ const FIRMWARE_REVISION: &str = env!("CARGO_PKG_VERSION");
 const MPSMIN_BYTES: u32 = 4096;
 /// Outstanding AERs a controller holds.
 const AER_SLOTS: usize = AERL as usize + 1;
+/// Command specific status Feature Not Namespace Specific (NVMe Base 2.0c §5.27, Set Features).
+const FEATURE_NOT_NAMESPACE_SPECIFIC: u8 = 0x0F;
+/// Default over temperature threshold of the Composite Temperature, kelvin. With
+/// WCTEMP 0 the default is ours to pick (NVMe Base 2.0c §5.27.1.3); FFFFh, the
+/// spec's default for sensors, is never reached: the gateway has no sensor
+/// (Composite Temperature reads 0) and never raises a temperature warning.
+const DEFAULT_OVER_TEMPERATURE_K: u16 = 0xFFFF;
+/// Available Spare and its threshold in the SMART log (percent): the
+/// gateway has no media of its own that wears, so no spare is used up.
+const AVAILABLE_SPARE_PERCENT: u8 = 100;
+/// Available Spare Threshold (percent); Available Spare never falls below it.
+const AVAILABLE_SPARE_THRESHOLD_PERCENT: u8 = 10;
 
 /// What the reactor does with a command after the admin queue looked at it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,6 +137,13 @@ pub(crate) struct AdminQueue {
     /// An ANA change notice was sent and the host has not read the ANA log
     /// since: further changes raise no notice until it does (NVMe Base 2.0c §5.27.1.1).
     ana_notice_masked: bool,
+    /// Temperature Threshold (FID 04h): the Composite Temperature's over
+    /// threshold as the host set it, kelvin.
+    over_temperature_k: u16,
+    /// Error Recovery (FID 05h) TLER set for every namespace (NSID FFFFFFFFh or 0).
+    tler_all: u16,
+    /// TLER set for one namespace, overriding `tler_all` (namespace-specific feature).
+    tler_ns: BTreeMap<u32, u16>,
 }
 
 impl AdminQueue {
@@ -137,6 +161,9 @@ impl AdminQueue {
             power_management: 0,
             interrupt_coalescing: 0,
             scratch: Vec::new(),
+            over_temperature_k: DEFAULT_OVER_TEMPERATURE_K,
+            tler_all: 0,
+            tler_ns: BTreeMap::new(),
         }
     }
 
@@ -146,14 +173,13 @@ impl AdminQueue {
         q: &mut Q,
         cmd: &TargetCommand,
         env: &AdminEnv<'_>,
-        sqhd: u16,
     ) -> AdminOutcome {
         let sqe = &cmd.sqe;
         // Any admin command counts as a keep-alive (TP8000 traffic-based keep alive, host side
         // of it is optional; the target accepting it is always safe).
         self.ctrl.keep_alive(env.now_ns);
         if sqe.is_fabrics() {
-            return self.fabrics(q, cmd, sqhd);
+            return self.fabrics(q, cmd);
         }
         // Before CC.EN = 1 only fabrics commands are allowed (NVMe-oF 1.1a §3.5).
         if !self.cc.en || !self.csts.rdy {
@@ -179,7 +205,7 @@ impl AdminQueue {
         }
     }
 
-    fn fabrics<Q: TargetQpair>(&mut self, q: &mut Q, cmd: &TargetCommand, sqhd: u16) -> AdminOutcome {
+    fn fabrics<Q: TargetQpair>(&mut self, q: &mut Q, cmd: &TargetCommand) -> AdminOutcome {
         let sqe = &cmd.sqe;
         match sqe.fctype() {
             fctype::PROPERTY_GET => {
@@ -209,7 +235,7 @@ impl AdminQueue {
                     // CAP, VS and CSTS are read-only; NSSR is not supported (CAP.NSSRS = 0).
                     return AdminOutcome::invalid_field();
                 }
-                self.set_cc(q, Cc::from_u32(sqe.property_value() as u32), sqhd);
+                self.set_cc(q, Cc::from_u32(sqe.property_value() as u32));
                 AdminOutcome::ok()
             }
             // A second Connect on a connected queue.
@@ -237,7 +263,7 @@ impl AdminQueue {
 
     /// A write to CC: EN 0 → 1 makes the controller ready at once; EN 1 → 0
     /// resets it (IO queues and AERs go); SHN completes shutdown at once.
-    fn set_cc<Q: TargetQpair>(&mut self, q: &mut Q, new: Cc, sqhd: u16) {
+    fn set_cc<Q: TargetQpair>(&mut self, q: &mut Q, new: Cc) {
         let old = self.cc;
         if new.en && !old.en {
             self.csts.rdy = true;
@@ -245,12 +271,12 @@ impl AdminQueue {
         } else if !new.en && old.en {
             self.csts = Csts::default();
             self.ctrl.reset();
-            self.abort_aers(q, sqhd);
+            self.retire_aers(q);
         }
         if new.shn != ShutdownNotification::None && old.shn == ShutdownNotification::None {
             // Nothing is cached here: shutdown is complete as soon as it is asked for.
             self.csts.shst = ShutdownStatus::Complete;
-            self.abort_aers(q, sqhd);
+            self.retire_aers(q);
         } else if new.shn == ShutdownNotification::None && !new.en {
             self.csts.shst = ShutdownStatus::Normal;
         }
@@ -315,6 +341,13 @@ impl AdminQueue {
                     Err(_) => return AdminOutcome::status(Status::generic(generic::INTERNAL_ERROR)),
                 }
             }
+            cns::IO_COMMAND_SET_CONTROLLER => {
+                // The NVM command set is the only one (CAP.CSS bit 0; NVMe Base 2.0c §5.17.2.5).
+                if identify_csi(sqe) != csi::NVM {
+                    return AdminOutcome::invalid_field();
+                }
+                identify_controller_nvm().to_bytes()
+            }
             _ => return AdminOutcome::invalid_field(),
         };
         AdminOutcome::ok_data(copy_out(q.data_mut(cmd.slot), &page, 0))
@@ -346,8 +379,10 @@ impl AdminQueue {
         c.ctratt = 1;
         c.cntrltype = if discovery { cntrltype::DISCOVERY } else { cntrltype::IO };
         c.aerl = AERL;
-        // Extended data for Get Log Page (NUMDU, LPO).
-        c.lpa = 1 << 2;
+        // Extended data for Get Log Page (NUMDU, LPO) (bit 2); an IO controller serves the
+        // Commands Supported and Effects log (bit 1, NVMe Base 2.0c §5.17.2.1). Bit 0 stays 0:
+        // the SMART log is per controller only.
+        c.lpa = (1 << 2) | if discovery { 0 } else { 1 << 1 };
         c.elpe = (ERROR_LOG_ENTRIES - 1) as u8;
         c.kas = 1;
         if ctrl.identity.ana_reporting && !discovery {
@@ -397,11 +432,19 @@ impl AdminQueue {
             }
             lid::ERROR if !discovery => page.resize(ERROR_LOG_ENTRIES * 64, 0),
             lid::SMART if !discovery => {
-                let mut smart = SmartLog::zeroed();
-                smart.set_composite_temperature_k(298);
-                smart.available_spare = 100;
-                smart.available_spare_threshold = 10;
-                page.extend_from_slice(&smart.to_bytes());
+                // Controller scope only (LPA bit 0 = 0): another NSID is an invalid field (§5.16.1.3).
+                if cmd.sqe.nsid != 0 && cmd.sqe.nsid != u32::MAX {
+                    self.scratch = page;
+                    return AdminOutcome::invalid_field();
+                }
+                page.extend_from_slice(&self.smart_log(env.now_ns).to_bytes());
+            }
+            lid::COMMANDS_SUPPORTED_AND_EFFECTS if !discovery => {
+                if log_page_csi(&cmd.sqe) != csi::NVM {
+                    self.scratch = page;
+                    return AdminOutcome::invalid_field();
+                }
+                page.extend_from_slice(&commands_supported_and_effects().to_bytes());
             }
             lid::CHANGED_NS_LIST if !discovery => {
                 let changed = self.ctrl.take_changed_nsids(!glp.rae);
@@ -512,8 +555,72 @@ impl AdminQueue {
             // The host identifier came with Connect (NVMe-oF 1.1a §3.3.1) and does not change
             // while the controller exists.
             fid::HOST_IDENTIFIER => AdminOutcome::sequence_error(),
+            fid::TEMPERATURE_THRESHOLD if self.ctrl.kind == ControllerKind::Io => self.set_temperature_threshold(sqe),
+            fid::ERROR_RECOVERY if self.ctrl.kind == ControllerKind::Io => self.set_error_recovery(sqe),
             _ => AdminOutcome::invalid_field(),
         }
+    }
+
+    /// Set Features Temperature Threshold (NVMe Base 2.0c §5.27.1.3). The
+    /// only threshold that exists is the Composite Temperature's over
+    /// threshold: no temperature sensor is implemented, and the under
+    /// threshold of the Composite Temperature exists only with a non-zero WCTEMP.
+    fn set_temperature_threshold(&mut self, sqe: &protocol::Sqe) -> AdminOutcome {
+        if sqe.nsid != 0 && sqe.nsid != u32::MAX {
+            // A controller-wide feature.
+            return AdminOutcome::status(Status::command_specific(FEATURE_NOT_NAMESPACE_SPECIFIC).with_dnr());
+        }
+        let t = TemperatureThreshold::from_dword(sqe.cdw11);
+        match (t.tmpsel, t.thsel) {
+            (tmpsel::COMPOSITE | tmpsel::ALL, ThresholdType::Over) => {
+                self.over_temperature_k = t.tmpth;
+                AdminOutcome::ok()
+            }
+            // Every implemented under threshold (there is none) set: nothing to do.
+            (tmpsel::ALL, ThresholdType::Under) => AdminOutcome::ok(),
+            // Reserved TMPSEL or THSEL, a sensor that is not implemented, or the Composite
+            // Temperature's under threshold (not implemented with WCTEMP 0): Invalid Field.
+            _ => AdminOutcome::invalid_field(),
+        }
+    }
+
+    /// Set Features Error Recovery (NVMe Base 2.0c §5.27.1.4): TLER is
+    /// accepted and kept (the gateway retries nothing, so every limit holds);
+    /// DULBE needs NSFEAT bit 2 (DAE), which our namespaces do not report.
+    fn set_error_recovery(&mut self, sqe: &protocol::Sqe) -> AdminOutcome {
+        let e = ErrorRecovery::from_dword(sqe.cdw11);
+        if e.dulbe {
+            return AdminOutcome::invalid_field();
+        }
+        if sqe.nsid == 0 || sqe.nsid == u32::MAX {
+            self.tler_all = e.tler;
+            self.tler_ns.clear();
+            return AdminOutcome::ok();
+        }
+        if self.ctrl.ns_table().0.get(sqe.nsid).is_none() {
+            return AdminOutcome::invalid_namespace();
+        }
+        self.tler_ns.insert(sqe.nsid, e.tler);
+        AdminOutcome::ok()
+    }
+
+    /// SMART / Health Information (NVMe Base 2.0c §5.16.1.3) of this controller at `now_ns`.
+    fn smart_log(&self, now_ns: u64) -> SmartLog {
+        let t = self.ctrl.io_counters.totals();
+        let mut smart = SmartLog::zeroed();
+        // No spare below threshold, no temperature, nothing degraded or read-only: 0.
+        smart.critical_warning = 0;
+        // No temperature sensor: Composite Temperature is not measured (0, as SPDK's and Linux's targets).
+        smart.set_composite_temperature_k(0);
+        smart.available_spare = AVAILABLE_SPARE_PERCENT;
+        smart.available_spare_threshold = AVAILABLE_SPARE_THRESHOLD_PERCENT;
+        smart.data_units_read = smart_data_units(t.read_bytes);
+        smart.data_units_written = smart_data_units(t.write_bytes);
+        smart.host_read_commands = u128::from(t.read_commands);
+        smart.host_write_commands = u128::from(t.write_commands);
+        // The gateway clock starts with the gateway: power-on time is the time since it started.
+        smart.power_on_hours = smart_power_on_hours(now_ns);
+        smart
     }
 
     fn get_features<Q: TargetQpair>(&mut self, q: &mut Q, cmd: &TargetCommand) -> AdminOutcome {
@@ -536,6 +643,9 @@ impl AdminQueue {
                 }
                 0
             }
+            fid::TEMPERATURE_THRESHOLD | fid::ERROR_RECOVERY if self.ctrl.kind == ControllerKind::Io => {
+                return self.get_threshold_or_recovery(sqe, f);
+            }
             _ => return AdminOutcome::invalid_field(),
         };
         match get_features_select(sqe) {
@@ -551,6 +661,40 @@ impl AdminQueue {
             return AdminOutcome::ok_data(copy_out(q.data_mut(cmd.slot), &hostid, 0));
         }
         AdminOutcome::ok_dw0(value)
+    }
+
+    /// Get Features Temperature Threshold (04h) and Error Recovery (05h):
+    /// current, default and saved (= default: nothing is saveable) values,
+    /// and their capabilities.
+    fn get_threshold_or_recovery(&self, sqe: &protocol::Sqe, f: u8) -> AdminOutcome {
+        let sel = get_features_select(sqe);
+        if let FeatureSelect::Reserved(_) = sel {
+            return AdminOutcome::invalid_field();
+        }
+        let current = sel == FeatureSelect::Current;
+        if f == fid::TEMPERATURE_THRESHOLD {
+            if sel == FeatureSelect::SupportedCapabilities {
+                return AdminOutcome::ok_dw0(feature_capabilities::CHANGEABLE);
+            }
+            let t = TemperatureThreshold::from_dword(sqe.cdw11);
+            // Only the Composite Temperature's over threshold exists (see set_temperature_threshold).
+            if t.tmpsel != tmpsel::COMPOSITE || t.thsel != ThresholdType::Over {
+                return AdminOutcome::invalid_field();
+            }
+            let k = if current { self.over_temperature_k } else { DEFAULT_OVER_TEMPERATURE_K };
+            return AdminOutcome::ok_dw0(TemperatureThreshold { tmpth: k, ..t }.to_dword());
+        }
+        if sel == FeatureSelect::SupportedCapabilities {
+            return AdminOutcome::ok_dw0(feature_capabilities::CHANGEABLE | feature_capabilities::NAMESPACE_SPECIFIC);
+        }
+        if sqe.nsid != 0 && sqe.nsid != u32::MAX && self.ctrl.ns_table().0.get(sqe.nsid).is_none() {
+            return AdminOutcome::invalid_namespace();
+        }
+        let tler = match current {
+            true => self.tler_ns.get(&sqe.nsid).copied().unwrap_or(self.tler_all),
+            false => 0,
+        };
+        AdminOutcome::ok_dw0(ErrorRecovery { tler, dulbe: false }.to_dword())
     }
 
     /// Completes held AERs with the events the controller has pending (and
@@ -604,8 +748,19 @@ impl AdminQueue {
         1
     }
 
-    /// Completes every held AER with Aborted SQ Deletion (controller reset,
-    /// shutdown or destruction).
+    /// Drops every held AER without a completion (CC.SHN set or CC.EN
+    /// cleared). The host has already forgotten them: SPDK's host drops its
+    /// AERs locally before the shutdown and reuses their CIDs (for the very
+    /// Property Set that shuts down), so answering them would answer a CID
+    /// twice. SPDK's target and the Linux target send nothing for them either.
+    fn retire_aers<Q: TargetQpair>(&mut self, q: &mut Q) {
+        for aer in self.aers.iter_mut().filter_map(Option::take) {
+            q.retire(aer.slot);
+        }
+    }
+
+    /// Completes every held AER with Aborted SQ Deletion: the controller is
+    /// destroyed (keep-alive timeout, teardown) while the connection works.
     pub(crate) fn abort_aers<Q: TargetQpair>(&mut self, q: &mut Q, sqhd: u16) {
         for aer in self.aers.iter_mut().filter_map(Option::take) {
             complete(q, aer.slot, aer.cid, Status::generic(generic::ABORTED_SQ_DELETION), 0, sqhd);
@@ -629,6 +784,47 @@ fn opts_keyed(ctrl: &Controller) -> bool {
 pub(crate) fn mdts(max_io_size: u32) -> u8 {
     let pages = (max_io_size / MPSMIN_BYTES).max(1);
     pages.ilog2() as u8
+}
+
+/// The NVM command set's I/O command set specific Identify Controller
+/// structure (CNS 06h, CSI 00h): every limit 0, "no limit reported", which is
+/// what the IO path does. Verify and Write Uncorrectable are not supported
+/// (ONCS bits 7 and 1 clear), so VSL and WUSL have nothing to limit; Write
+/// Zeroes takes any NLB its 16-bit field can carry (one `fallocate`), so
+/// WZSL is 0 (Linux then caps it at MDTS itself); Dataset Management takes
+/// its full 256 ranges (DMRL cannot say 256: 0), each of any 32-bit length
+/// (DMRSL 0) and any total (DMSL 0).
+pub(crate) fn identify_controller_nvm() -> IdentifyControllerNvm {
+    IdentifyControllerNvm { vsl: 0, wzsl: 0, wusl: 0, dmrl: 0, dmrsl: 0, dmsl: 0, ..IdentifyControllerNvm::zeroed() }
+}
+
+/// The Commands Supported and Effects log of an IO controller (LID 05h, CSI
+/// 00h; NVMe Base 2.0c §5.16.1.6): exactly the opcodes `AdminQueue::execute`
+/// and `io_cmd::execute` carry out. No admin command changes logical blocks,
+/// namespaces or controller capabilities, and none needs exclusive
+/// submission (CSE 000b); Write, Write Zeroes and Dataset Management
+/// (deallocate: blocks read as zeroes after) change logical block content.
+/// Fabrics commands (7Fh) are not listed: the page has no entries for them.
+pub(crate) fn commands_supported_and_effects() -> CommandsSupportedAndEffects {
+    use cmd_effects::{CSUPP, LBCC};
+    let mut log = CommandsSupportedAndEffects::zeroed();
+    for opc in [
+        admin::GET_LOG_PAGE,
+        admin::IDENTIFY,
+        admin::ABORT,
+        admin::SET_FEATURES,
+        admin::GET_FEATURES,
+        admin::ASYNC_EVENT_REQUEST,
+        admin::KEEP_ALIVE,
+    ] {
+        log.acs[usize::from(opc)] = CSUPP;
+    }
+    log.iocs[usize::from(io::FLUSH)] = CSUPP;
+    log.iocs[usize::from(io::READ)] = CSUPP;
+    log.iocs[usize::from(io::WRITE)] = CSUPP | LBCC;
+    log.iocs[usize::from(io::WRITE_ZEROES)] = CSUPP | LBCC;
+    log.iocs[usize::from(io::DATASET_MANAGEMENT)] = CSUPP | LBCC;
+    log
 }
 
 /// Identify Namespace for an active namespace.

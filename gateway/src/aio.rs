@@ -208,6 +208,10 @@ pub(crate) struct AioCompletion<'a> {
     pub(crate) tag: AioTag,
     /// Its outcome as an NVMe status.
     pub(crate) status: Status,
+    /// What it did.
+    pub(crate) op: AioOp,
+    /// Its length in bytes (0 for a flush).
+    pub(crate) len_bytes: u32,
     /// For a successful read: the data to send.
     pub(crate) read_data: Option<&'a [u8]>,
 }
@@ -376,7 +380,7 @@ impl AioEngine {
                 // least that many bytes; no other reference to it exists while the completion is handled.
                 unsafe { core::slice::from_raw_parts(slot.buf.ptr.as_ptr(), slot.len_bytes as usize) }
             });
-            done(AioCompletion { tag: slot.tag, status, read_data });
+            done(AioCompletion { tag: slot.tag, status, op: slot.op, len_bytes: slot.len_bytes, read_data });
             self.free.push(ev.data as u16);
         }
         n

@@ -938,6 +938,7 @@ fn transport_params_json(t: &TransportConfig) -> Value {
         "in_capsule_data_size": t.opts.in_capsule_data_size,
         "max_io_size": t.opts.max_io_size,
         "io_unit_size": t.opts.io_unit_size,
+        "c2h_success": t.opts.c2h_success,
     })
 }
 

@@ -22,6 +22,7 @@ use serde_json::{json, Value};
 use crate::ana::AnaStates;
 use crate::bdev::{format_uuid, Bdev};
 use crate::config::{ListenAddress, Subsystem, SubsystemType, TargetState};
+use crate::smart::IoCounters;
 
 /// Keep-alive granularity we report in Identify Controller KAS, in ms (KAS = 1:
 /// 100 ms units). Deadlines are checked on every reactor turn, so a finer unit
@@ -213,6 +214,8 @@ pub struct Controller {
     changed_nsids: Mutex<Vec<u32>>,
     /// Events waiting for an AER ([`pending_event`] bits).
     pending_events: AtomicU32,
+    /// Read/Write counts for the SMART / health log, one shard per reactor core.
+    pub(crate) io_counters: IoCounters,
 }
 
 impl Controller {
@@ -668,6 +671,7 @@ pub fn connect(
                 ns_table: Mutex::new(Arc::new(ns_table)),
                 changed_nsids: Mutex::new(Vec::new()),
                 pending_events: AtomicU32::new(0),
+                io_counters: IoCounters::new(),
             };
             ctrl.expiry_ms.store(ctrl.effective_expiry_ms(kato_ms), Ordering::Relaxed);
             ctrl

@@ -48,7 +48,8 @@ pub fn discovery_entries(state: &TargetState, hostnqn: &str) -> Vec<DiscoveryLog
                     AdrFam::Ipv6 => adrfam::IPV6,
                 },
                 subtype: subtype::NVME,
-                treq: treq::SECURE_CHANNEL_NOT_REQUIRED,
+                // Every queue may disable SQ flow control at Connect.
+                treq: treq::SECURE_CHANNEL_NOT_REQUIRED | treq::SQ_FLOW_CONTROL_DISABLE,
                 portid,
                 // Dynamic controller model: the host asks for any controller.
                 cntlid: 0xFFFF,

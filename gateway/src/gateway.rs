@@ -48,6 +48,7 @@ use engine::{
 };
 use protocol::fabrics::connect_success_dw0;
 use protocol::opcode::fctype;
+use protocol::sqe::connect_attr;
 use protocol::status::generic;
 use protocol::{Cqe, Status};
 use serde_json::{json, Value};
@@ -522,11 +523,15 @@ impl<L: TargetListener + 'static> GatewayCore<L> {
     /// Completes the AIOs that finished (on their queue pairs, all on this core).
     fn complete_aio(&mut self) -> usize {
         let qpairs = &mut self.qpairs;
+        let core = self.index;
         self.aio.reap(|done| {
             if let Some(e) = qpairs.iter_mut().find(|e| e.id == done.tag.qpair_id) {
                 e.in_flight = e.in_flight.saturating_sub(1);
                 let sqid = match &e.role {
-                    QpairRole::Io(io) => io.qid,
+                    QpairRole::Io(io) => {
+                        io_cmd::count_aio_completion(&io.ctrl.io_counters, core, done.op, done.len_bytes, done.status);
+                        io.qid
+                    }
                     _ => 0,
                 };
                 let mut data_len = 0;
@@ -631,6 +636,7 @@ impl<L: TargetListener + 'static> GatewayCore<L> {
     fn service(&mut self, i: usize, now_ns: u64) -> Result<usize, Teardown> {
         let ctx = &*self.ctx;
         let aio = &mut self.aio;
+        let core = self.index;
         let e = &mut self.qpairs[i];
         if e.draining {
             // Never read again; only send the CQEs of AIOs that completed (if the connection still works).
@@ -672,7 +678,9 @@ impl<L: TargetListener + 'static> GatewayCore<L> {
                         }
                         continue;
                     }
-                    match io_cmd::execute(&io.ns, &io.ctrl.ana, e.origin.opts.max_io_size, &mut e.qpair, &cmd) {
+                    let result = io_cmd::execute(&io.ns, &io.ctrl.ana, e.origin.opts.max_io_size, &mut e.qpair, &cmd);
+                    io_cmd::count_completion(&io.ctrl.io_counters, core, &io.ns, &cmd.sqe, &result);
+                    match result {
                         io_cmd::IoResult::Borrowed(data) => {
                             let cqe = Cqe { sqhd: e.sqhd, sqid: io.qid, cid: cmd.sqe.cid, ..Cqe::default() };
                             // SAFETY: BorrowedData from Bdev::borrow_for_read points into the bdev's memory, which
@@ -698,7 +706,7 @@ impl<L: TargetListener + 'static> GatewayCore<L> {
                         discovery_genctr: ctx.discovery_genctr.load(Ordering::Acquire),
                         now_ns,
                     };
-                    match a.execute(&mut e.qpair, &cmd, &env, e.sqhd) {
+                    match a.execute(&mut e.qpair, &cmd, &env) {
                         AdminOutcome::Complete { status, dw0, dw1, data_len } => {
                             complete(&mut e.qpair, &cmd, 0, e.sqhd, status, dw0, dw1, data_len)
                         }
@@ -793,6 +801,8 @@ fn on_connect<Q: TargetQpair>(ctx: &GatewayContext, e: &mut QpairEntry<Q>, cmd: 
         Ok(connected) => {
             e.sq_entries = sqe.connect_sqsize().saturating_add(1);
             e.sqhd = 1 % e.sq_entries;
+            // A host that keeps its own count needs no SQHD: reads may then end without a response capsule.
+            e.qpair.set_sq_flow_control_disabled(sqe.connect_cattr() & connect_attr::DISABLE_SQ_FLOW_CONTROL != 0);
             let cntlid = match connected {
                 Connected::Admin(ctrl) => {
                     log_event(format_args!(

@@ -11,12 +11,13 @@ use engine::{BorrowedData, TargetCommand, TargetQpair};
 use protocol::log::AnaState;
 use protocol::opcode::io;
 use protocol::status::{generic, path};
-use protocol::{SglDescriptor, Status};
+use protocol::{SglDescriptor, Sqe, Status};
 
 use crate::aio::{AioOp, AioRequest};
 use crate::ana::AnaStates;
 use crate::controller::{NamespaceEntry, NamespaceTable};
 use crate::error::BdevError;
+use crate::smart::IoCounters;
 
 /// Bytes of one Dataset Management range (NVMe NVM 1.0c Figure 39).
 const DSM_RANGE_BYTES: usize = 16;
@@ -134,6 +135,40 @@ pub(crate) fn execute<Q: TargetQpair>(
         }
         io::DATASET_MANAGEMENT => dataset_management(table, ana, q, cmd),
         _ => IoResult::err(Status::generic(generic::INVALID_OPCODE).with_dnr()),
+    }
+}
+
+/// Counts a command that completed now (not an AIO, which
+/// [`count_aio_completion`] counts when it finishes) in the controller's SMART
+/// counters: successful Reads and Writes and their bytes. Write Zeroes and
+/// Dataset Management do not count (NVMe Base 2.0c §5.16.1.3: Data Units
+/// Written and Host Write Commands count Write commands only).
+#[inline]
+pub(crate) fn count_completion(counters: &IoCounters, core: usize, table: &NamespaceTable, sqe: &Sqe, r: &IoResult) {
+    match r {
+        IoResult::Borrowed(data) => counters.read_done(core, u64::from(data.len)),
+        IoResult::Done { status, data_len } if status.is_success() => match sqe.opc {
+            io::READ => counters.read_done(core, u64::from(*data_len)),
+            io::WRITE => {
+                let bs = table.get(sqe.nsid).map_or(0, |ns| u64::from(ns.block_size));
+                counters.write_done(core, u64::from(sqe.nlb()) * bs);
+            }
+            _ => {}
+        },
+        _ => {}
+    }
+}
+
+/// Counts a finished AIO (see [`count_completion`]); flushes do not count.
+#[inline]
+pub(crate) fn count_aio_completion(counters: &IoCounters, core: usize, op: AioOp, len_bytes: u32, status: Status) {
+    if !status.is_success() {
+        return;
+    }
+    match op {
+        AioOp::Read => counters.read_done(core, u64::from(len_bytes)),
+        AioOp::Write => counters.write_done(core, u64::from(len_bytes)),
+        AioOp::Flush => {}
     }
 }
 

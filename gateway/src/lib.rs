@@ -18,6 +18,7 @@ pub mod controller;
 pub mod discovery;
 pub mod gateway;
 mod io_cmd;
+mod smart;
 
 pub use controller::{Controller, ControllerInfo, ControllerKind, QpairOrigin};
 pub use gateway::{Gateway, GatewayContext, GatewayCore, GatewayError, GatewayOptions};

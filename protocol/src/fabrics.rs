@@ -33,6 +33,18 @@ wire_struct! {
 /// Reads an NQN field: the bytes before the first NUL, which must exist
 /// within [`NQN_MAX_BYTES`] + 1 bytes, be non-empty and be UTF-8.
 pub fn nqn_from_field<'a>(field: &'a [u8], name: &'static str) -> Result<&'a str, WireError> {
+    let nqn = host_nqn_from_field(field, name)?;
+    if nqn.is_empty() {
+        return Err(WireError::InvalidString { field: name });
+    }
+    Ok(nqn)
+}
+
+/// Reads a Host NQN field as [`nqn_from_field`], but an empty one is
+/// allowed: SPDK's host sends it when the user gave no `hostnqn:`, and a
+/// subsystem that allows any host accepts it (an allowed-host list never
+/// holds the empty NQN, so such subsystems refuse it).
+pub fn host_nqn_from_field<'a>(field: &'a [u8], name: &'static str) -> Result<&'a str, WireError> {
     let len = field.iter().position(|&c| c == 0).ok_or(WireError::BadLength {
         field: name,
         value: field.len() as u64,
@@ -41,15 +53,20 @@ pub fn nqn_from_field<'a>(field: &'a [u8], name: &'static str) -> Result<&'a str
     if len > NQN_MAX_BYTES {
         return Err(WireError::BadLength { field: name, value: len as u64, limit: NQN_MAX_BYTES as u64 });
     }
-    if len == 0 {
-        return Err(WireError::InvalidString { field: name });
-    }
     core::str::from_utf8(field.get(..len).unwrap_or(&[])).map_err(|_| WireError::InvalidString { field: name })
 }
 
 /// Writes `nqn` NUL padded into a 256-byte NQN field.
 pub fn nqn_to_field(field: &mut [u8; 256], nqn: &str, name: &'static str) -> Result<(), WireError> {
-    if nqn.is_empty() || nqn.as_bytes().contains(&0) {
+    if nqn.is_empty() {
+        return Err(WireError::InvalidString { field: name });
+    }
+    host_nqn_to_field(field, nqn, name)
+}
+
+/// Writes a Host NQN as [`nqn_to_field`]; an empty one is all zeros.
+fn host_nqn_to_field(field: &mut [u8; 256], nqn: &str, name: &'static str) -> Result<(), WireError> {
+    if nqn.as_bytes().contains(&0) {
         return Err(WireError::InvalidString { field: name });
     }
     if nqn.len() > NQN_MAX_BYTES {
@@ -75,12 +92,13 @@ impl ConnectData {
         d.hostid = hostid;
         d.cntlid = cntlid;
         nqn_to_field(&mut d.subnqn, subnqn, "subnqn")?;
-        nqn_to_field(&mut d.hostnqn, hostnqn, "hostnqn")?;
+        host_nqn_to_field(&mut d.hostnqn, hostnqn, "hostnqn")?;
         Ok(d)
     }
 
-    /// Parses the connect data and checks both NQNs (NUL terminated,
-    /// non-empty, at most 223 bytes, UTF-8).
+    /// Parses the connect data and checks both NQNs (NUL terminated, at
+    /// most 223 bytes, UTF-8; the subsystem NQN non-empty, the host NQN may
+    /// be empty, see [`host_nqn_from_field`]).
     pub fn parse(buf: &[u8]) -> Result<Self, WireError> {
         let d = Self::decode(buf)?;
         d.subnqn_str()?;
@@ -93,9 +111,9 @@ impl ConnectData {
         nqn_from_field(&self.subnqn, "subnqn")
     }
 
-    /// The host NQN.
+    /// The host NQN (possibly empty).
     pub fn hostnqn_str(&self) -> Result<&str, WireError> {
-        nqn_from_field(&self.hostnqn, "hostnqn")
+        host_nqn_from_field(&self.hostnqn, "hostnqn")
     }
 
     /// The byte offset to report in IPO for an error from
@@ -186,11 +204,15 @@ mod tests {
         b[512 + 223] = 0;
         assert_eq!(ConnectData::parse(&b).unwrap().hostnqn_str().unwrap().len(), 223);
 
+        // An empty Host NQN parses (SPDK's host sends one without `hostnqn:`); an empty subsystem NQN does not.
         let mut b = good;
         b[512] = 0;
+        assert_eq!(ConnectData::parse(&b).unwrap().hostnqn_str(), Ok(""));
+        let mut b = good;
+        b[256] = 0;
         let e = ConnectData::parse(&b).unwrap_err();
-        assert_eq!(e, WireError::InvalidString { field: "hostnqn" });
-        assert_eq!(ConnectData::error_offset(&e), 512);
+        assert_eq!(e, WireError::InvalidString { field: "subnqn" });
+        assert_eq!(ConnectData::error_offset(&e), 256);
 
         let mut b = good;
         b[260] = 0xC3;
@@ -205,6 +227,8 @@ mod tests {
         assert!(ConnectData::new([0; 16], 1, "", HOSTNQN).is_err());
         assert!(ConnectData::new([0; 16], 1, &"x".repeat(224), HOSTNQN).is_err());
         assert!(ConnectData::new([0; 16], 1, SUBNQN, "a\0b").is_err());
+        let empty_host = ConnectData::new([0; 16], 1, SUBNQN, "").unwrap();
+        assert!(empty_host.hostnqn.iter().all(|&b| b == 0));
     }
 
     #[test]

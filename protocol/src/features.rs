@@ -11,6 +11,10 @@ pub mod fid {
     pub const ARBITRATION: u8 = 0x01;
     /// Power management.
     pub const POWER_MANAGEMENT: u8 = 0x02;
+    /// Temperature threshold.
+    pub const TEMPERATURE_THRESHOLD: u8 = 0x04;
+    /// Error recovery.
+    pub const ERROR_RECOVERY: u8 = 0x05;
     /// Number of queues.
     pub const NUMBER_OF_QUEUES: u8 = 0x07;
     /// Interrupt coalescing.
@@ -128,6 +132,96 @@ impl NumberOfQueues {
 /// Keep Alive Timer (FID 0Fh) CDW11: KATO in milliseconds.
 pub fn keep_alive_cdw11(kato_ms: u32) -> u32 {
     kato_ms
+}
+
+/// Get Features select 011b (Supported Capabilities): dword 0 bits (NVMe Base 2.0c §5.15.2).
+pub mod feature_capabilities {
+    /// The feature is saveable.
+    pub const SAVEABLE: u32 = 1 << 0;
+    /// The feature is namespace specific.
+    pub const NAMESPACE_SPECIFIC: u32 = 1 << 1;
+    /// The feature is changeable.
+    pub const CHANGEABLE: u32 = 1 << 2;
+}
+
+/// Threshold Temperature Select values (TMPSEL, Temperature Threshold CDW11 bits 19:16).
+pub mod tmpsel {
+    /// Composite Temperature.
+    pub const COMPOSITE: u8 = 0x0;
+    /// Temperature Sensor 1 (sensors 1..8 are 1h..8h).
+    pub const SENSOR_1: u8 = 0x1;
+    /// Temperature Sensor 8.
+    pub const SENSOR_8: u8 = 0x8;
+    /// All implemented temperature sensors (Set Features only).
+    pub const ALL: u8 = 0xF;
+}
+
+/// Threshold Type Select (THSEL, Temperature Threshold CDW11 bits 21:20).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThresholdType {
+    /// 00b: over temperature threshold.
+    Over,
+    /// 01b: under temperature threshold.
+    Under,
+    /// 10b, 11b: reserved.
+    Reserved(u8),
+}
+
+/// Temperature Threshold (FID 04h) CDW11 of Set Features, and the dword 0 of
+/// Get Features (NVMe Base 2.0c §5.27.1.3): TMPTH (bits 15:0,
+/// kelvin), TMPSEL (bits 19:16), THSEL (bits 21:20).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TemperatureThreshold {
+    /// Temperature threshold in kelvin (TMPTH).
+    pub tmpth: u16,
+    /// Threshold temperature select ([`tmpsel`]).
+    pub tmpsel: u8,
+    /// Threshold type select.
+    pub thsel: ThresholdType,
+}
+
+impl TemperatureThreshold {
+    /// Decodes CDW11 (bits 31:22 are ignored: reserved, or the 2.0 hysteresis field we do not implement).
+    pub fn from_dword(v: u32) -> Self {
+        let thsel = match (v >> 20) & 0x3 {
+            0 => ThresholdType::Over,
+            1 => ThresholdType::Under,
+            r => ThresholdType::Reserved(r as u8),
+        };
+        TemperatureThreshold { tmpth: v as u16, tmpsel: ((v >> 16) & 0xF) as u8, thsel }
+    }
+
+    /// Encodes to CDW11 / completion dword 0.
+    pub fn to_dword(&self) -> u32 {
+        let thsel = match self.thsel {
+            ThresholdType::Over => 0,
+            ThresholdType::Under => 1,
+            ThresholdType::Reserved(r) => u32::from(r & 0x3),
+        };
+        u32::from(self.tmpth) | (u32::from(self.tmpsel & 0xF) << 16) | (thsel << 20)
+    }
+}
+
+/// Error Recovery (FID 05h) CDW11 of Set Features, and the dword 0 of Get
+/// Features (NVMe Base 2.0c §5.27.1.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ErrorRecovery {
+    /// Time limited error recovery, in 100 ms units (TLER, bits 15:0; 0 = no timeout).
+    pub tler: u16,
+    /// Deallocated or unwritten logical block error enable (DULBE, bit 16).
+    pub dulbe: bool,
+}
+
+impl ErrorRecovery {
+    /// Decodes CDW11 (bits 31:17 are reserved).
+    pub fn from_dword(v: u32) -> Self {
+        ErrorRecovery { tler: v as u16, dulbe: v & (1 << 16) != 0 }
+    }
+
+    /// Encodes to CDW11 / completion dword 0.
+    pub fn to_dword(&self) -> u32 {
+        u32::from(self.tler) | (u32::from(self.dulbe) << 16)
+    }
 }
 
 /// Asynchronous Event Configuration (FID 0Bh) CDW11 bits (NVMe Base 2.0c Figure 329).
@@ -295,6 +389,23 @@ mod tests {
         assert_eq!(NumberOfQueues { nsq: 0, ncq: 100_000 }.to_dword(), 0xFFFF_0000);
         assert_eq!(keep_alive_cdw11(10_000), 10_000);
         assert_eq!(arbitration_cdw11(7, 1, 2, 3), 0x0302_0107);
+    }
+
+    #[test]
+    fn temperature_threshold_and_error_recovery_sit_at_spec_bits() {
+        let t = TemperatureThreshold::from_dword(0x0011_0157);
+        assert_eq!(t, TemperatureThreshold { tmpth: 0x157, tmpsel: 1, thsel: ThresholdType::Under });
+        assert_eq!(t.to_dword(), 0x0011_0157);
+        assert_eq!(TemperatureThreshold::from_dword(0x002F_0000).thsel, ThresholdType::Reserved(2));
+        assert_eq!(TemperatureThreshold::from_dword(0x002F_0000).tmpsel, tmpsel::ALL);
+        // Bits 31:22 are not part of the value.
+        assert_eq!(TemperatureThreshold::from_dword(0xFFC0_FFFF).to_dword(), 0x0000_FFFF);
+        let e = ErrorRecovery::from_dword(0x0001_0032);
+        assert_eq!(e, ErrorRecovery { tler: 50, dulbe: true });
+        assert_eq!(e.to_dword(), 0x0001_0032);
+        assert_eq!(ErrorRecovery::from_dword(0xFFFE_0000), ErrorRecovery::default());
+        assert_eq!(fid::TEMPERATURE_THRESHOLD, 0x04);
+        assert_eq!(fid::ERROR_RECOVERY, 0x05);
     }
 
     #[test]

@@ -21,6 +21,19 @@ pub mod cns {
     pub const ACTIVE_NS_LIST: u8 = 0x02;
     /// Namespace identification descriptor list for the NSID.
     pub const NS_ID_DESCRIPTOR_LIST: u8 = 0x03;
+    /// I/O command set specific Identify Controller data structure for the CSI in CDW11.
+    pub const IO_COMMAND_SET_CONTROLLER: u8 = 0x06;
+}
+
+/// Command set identifiers (CSI, NVMe Base 2.0c §8.3.1; Identify CDW11 bits 31:24,
+/// Get Log Page CDW14 bits 31:24).
+pub mod csi {
+    /// NVM command set.
+    pub const NVM: u8 = 0x00;
+    /// Key value command set.
+    pub const KEY_VALUE: u8 = 0x01;
+    /// Zoned namespace command set.
+    pub const ZONED: u8 = 0x02;
 }
 
 /// An Identify command for `cns` and `nsid`.
@@ -42,6 +55,16 @@ pub fn identify_sqe(cns: u8, nsid: u32) -> Sqe {
 /// The CNS value of an Identify command (CDW10 bits 7:0).
 pub fn identify_cns(sqe: &Sqe) -> u8 {
     sqe.cdw10 as u8
+}
+
+/// The command set identifier of an Identify command (CDW11 bits 31:24).
+pub fn identify_csi(sqe: &Sqe) -> u8 {
+    (sqe.cdw11 >> 24) as u8
+}
+
+/// An Identify command for an I/O command set specific structure (`cns`) of command set `csi`.
+pub fn identify_csi_sqe(cns: u8, csi: u8, nsid: u32) -> Sqe {
+    Sqe { cdw11: u32::from(csi) << 24, ..identify_sqe(cns, nsid) }
 }
 
 /// The controller identifier of an Identify command (CDW10 bits 31:16).
@@ -328,6 +351,29 @@ impl IdentifyController {
             return None;
         }
         Some(u64::from(mpsmin_bytes).checked_shl(u32::from(self.mdts)).unwrap_or(u64::MAX))
+    }
+}
+
+wire_struct! {
+    /// I/O Command Set specific Identify Controller data structure for the
+    /// NVM command set (CNS 06h, CSI 00h; NVM Command Set Specification 1.0c
+    /// §4.1.5.3). The size limits are in units of CAP.MPSMIN as a power of
+    /// two (like MDTS) or in logical blocks; 0 reports no limit.
+    pub struct IdentifyControllerNvm [4096] {
+        /// Verify size limit (2^n MPSMIN units; 0 = no limit reported).
+        pub vsl: u8 = 0,
+        /// Write Zeroes size limit (2^n MPSMIN units; 0 = no limit reported).
+        pub wzsl: u8 = 1,
+        /// Write Uncorrectable size limit (2^n MPSMIN units; 0 = no limit reported).
+        pub wusl: u8 = 2,
+        /// Dataset Management ranges limit: most ranges in one command (0 = no limit reported).
+        pub dmrl: u8 = 3,
+        /// Dataset Management range size limit: most logical blocks in one range (0 = no limit reported).
+        pub dmrsl: u32 = 4,
+        /// Dataset Management size limit: most logical blocks in one command (0 = no limit reported).
+        pub dmsl: u64 = 8,
+        /// Reserved.
+        pub rsvd16: [u8; 4080] = 16,
     }
 }
 
@@ -744,6 +790,30 @@ mod tests {
             b[k * 259..k * 259 + 4].copy_from_slice(&[0x30, 255, 0, 0]);
         }
         assert!(parse_ns_id_descriptors(&b).is_err());
+    }
+
+    #[test]
+    fn identify_controller_nvm_fields_sit_at_spec_offsets() {
+        assert_eq!(offset_of!(IdentifyControllerNvm, wzsl), 1);
+        assert_eq!(offset_of!(IdentifyControllerNvm, dmrl), 3);
+        assert_eq!(offset_of!(IdentifyControllerNvm, dmrsl), 4);
+        assert_eq!(offset_of!(IdentifyControllerNvm, dmsl), 8);
+        let c = IdentifyControllerNvm {
+            vsl: 1,
+            wzsl: 2,
+            wusl: 3,
+            dmrl: 4,
+            dmrsl: 0x0506_0708,
+            dmsl: 0x1122,
+            ..IdentifyControllerNvm::zeroed()
+        };
+        let b = c.to_bytes();
+        assert_eq!(&b[..16], &[1, 2, 3, 4, 8, 7, 6, 5, 0x22, 0x11, 0, 0, 0, 0, 0, 0]);
+        assert!(b[16..].iter().all(|&x| x == 0));
+        assert_eq!(IdentifyControllerNvm::parse(&b).unwrap(), c);
+        let s = identify_csi_sqe(cns::IO_COMMAND_SET_CONTROLLER, csi::ZONED, 0);
+        assert_eq!((identify_cns(&s), identify_csi(&s)), (6, 2));
+        assert_eq!(s.to_bytes()[47], 2);
     }
 
     #[test]

@@ -19,10 +19,18 @@ pub mod lid {
     pub const FIRMWARE_SLOT: u8 = 0x03;
     /// Changed namespace list.
     pub const CHANGED_NS_LIST: u8 = 0x04;
+    /// Commands supported and effects.
+    pub const COMMANDS_SUPPORTED_AND_EFFECTS: u8 = 0x05;
     /// Asymmetric namespace access.
     pub const ANA: u8 = 0x0C;
     /// Discovery (NVMe-oF).
     pub const DISCOVERY: u8 = 0x70;
+}
+
+/// The command set identifier of a Get Log Page command (CDW14 bits 31:24), for
+/// the logs that are specific to an I/O command set (NVMe Base 2.0c §5.16).
+pub fn log_page_csi(sqe: &Sqe) -> u8 {
+    (sqe.cdw14 >> 24) as u8
 }
 
 /// ANA log page LSP bit 0: return only the group descriptors, no NSID lists (RGO).
@@ -183,6 +191,20 @@ wire_struct! {
     }
 }
 
+/// Bytes in one SMART data unit: 1000 units of 512 bytes (NVMe Base 2.0c §5.16.1.3).
+pub const SMART_DATA_UNIT_BYTES: u64 = 512 * 1000;
+
+/// The Data Units Read / Written value for `bytes` of host data: thousands of
+/// 512-byte units, rounded up (1 means 1 to 1000 units, 3 means 2001 to 3000).
+pub fn smart_data_units(bytes: u64) -> u128 {
+    u128::from(bytes.div_ceil(SMART_DATA_UNIT_BYTES))
+}
+
+/// Power On Hours for `ns` nanoseconds of power-on time (whole hours, rounded down).
+pub fn smart_power_on_hours(ns: u64) -> u128 {
+    u128::from(ns / 3_600_000_000_000)
+}
+
 impl SmartLog {
     /// Composite temperature in kelvin.
     pub fn composite_temperature_k(&self) -> u16 {
@@ -191,6 +213,38 @@ impl SmartLog {
     /// Sets the composite temperature in kelvin.
     pub fn set_composite_temperature_k(&mut self, k: u16) {
         self.composite_temperature = k.to_le_bytes();
+    }
+}
+
+/// Bits of one Commands Supported and Effects entry (NVMe Base 2.0c §5.16.1.6).
+pub mod cmd_effects {
+    /// Command supported (CSUPP).
+    pub const CSUPP: u32 = 1 << 0;
+    /// Logical block content change (LBCC): the command may change logical block contents.
+    pub const LBCC: u32 = 1 << 1;
+    /// Namespace capability change (NCC).
+    pub const NCC: u32 = 1 << 2;
+    /// Namespace inventory change (NIC).
+    pub const NIC: u32 = 1 << 3;
+    /// Controller capability change (CCC).
+    pub const CCC: u32 = 1 << 4;
+    /// Command submission and execution (CSE, bits 18:16); 000b: no restriction.
+    pub const CSE_SHIFT: u32 = 16;
+    /// CSE mask.
+    pub const CSE_MASK: u32 = 0x7 << CSE_SHIFT;
+}
+
+wire_struct! {
+    /// Commands Supported and Effects log page (LID 05h), 4096 bytes (NVMe
+    /// Base 2.0c §5.16.1.6): one 32-bit entry per admin opcode, then one per
+    /// I/O opcode of the command set the CSI selects ([`cmd_effects`] bits).
+    pub struct CommandsSupportedAndEffects [4096] {
+        /// Admin command supported entries, indexed by opcode.
+        pub acs: [u32; 256] = 0,
+        /// I/O command supported entries, indexed by opcode.
+        pub iocs: [u32; 256] = 1024,
+        /// Reserved.
+        pub rsvd2048: [u8; 2048] = 2048,
     }
 }
 
@@ -531,6 +585,36 @@ mod tests {
         assert_eq!(ErrorLogEntry::parse(&eb).unwrap(), e);
         assert!(ErrorLogEntry::parse(&eb[..63]).is_err());
         assert!(SmartLog::parse(&b[..511]).is_err());
+    }
+
+    #[test]
+    fn commands_effects_entries_sit_at_spec_offsets() {
+        assert_eq!(offset_of!(CommandsSupportedAndEffects, iocs), 1024);
+        let mut e = CommandsSupportedAndEffects::zeroed();
+        e.acs[0x06] = cmd_effects::CSUPP;
+        e.iocs[0x01] = cmd_effects::CSUPP | cmd_effects::LBCC;
+        e.iocs[0xFF] = cmd_effects::CCC | cmd_effects::CSE_MASK;
+        let b = e.to_bytes();
+        assert_eq!(&b[24..28], &[1, 0, 0, 0]);
+        assert_eq!(&b[1028..1032], &[3, 0, 0, 0]);
+        assert_eq!(&b[2044..2048], &[0x10, 0, 0x07, 0]);
+        assert_eq!(CommandsSupportedAndEffects::parse(&b).unwrap(), e);
+        let mut sqe = GetLogPage::new(lid::COMMANDS_SUPPORTED_AND_EFFECTS, 4096, 0).to_sqe(0);
+        assert_eq!(log_page_csi(&sqe), 0);
+        sqe.cdw14 = 2 << 24;
+        assert_eq!(log_page_csi(&sqe), 2);
+    }
+
+    #[test]
+    fn smart_data_units_round_up_to_thousands_of_512_byte_units() {
+        assert_eq!(smart_data_units(0), 0);
+        assert_eq!(smart_data_units(512), 1);
+        assert_eq!(smart_data_units(512 * 1000), 1);
+        assert_eq!(smart_data_units(512 * 1000 + 512), 2);
+        assert_eq!(smart_data_units(512 * 3000), 3);
+        assert_eq!(smart_data_units(u64::MAX), u128::from(u64::MAX / 512_000 + 1));
+        assert_eq!(smart_power_on_hours(3_599_999_999_999), 0);
+        assert_eq!(smart_power_on_hours(7_200_000_000_000), 2);
     }
 
     fn entry(addr: &str) -> DiscoveryLogEntry {

@@ -172,6 +172,15 @@ impl Sqe {
     pub fn connect_sqsize(&self) -> u16 {
         self.cdw11 as u16
     }
+    /// Connect's attributes (byte 46): bit 2 is "disable SQ flow control"
+    /// ([`connect_attr::DISABLE_SQ_FLOW_CONTROL`]).
+    pub fn connect_cattr(&self) -> u8 {
+        (self.cdw11 >> 16) as u8
+    }
+    /// Sets Connect's attributes (byte 46).
+    pub fn set_connect_cattr(&mut self, cattr: u8) {
+        self.cdw11 = (self.cdw11 & !0x00FF_0000) | (u32::from(cattr) << 16);
+    }
     /// Connect's keep-alive timeout in ms (bytes 51:48).
     pub fn connect_kato_ms(&self) -> u32 {
         self.cdw12
@@ -222,6 +231,13 @@ impl core::fmt::Debug for Sqe {
     }
 }
 
+/// Connect's CATTR bits (NVMe-oF 1.1a §3.3.1).
+pub mod connect_attr {
+    /// Bit 2: the host needs no SQ head updates (SQ flow control disabled);
+    /// it keeps its own count of free submission queue entries.
+    pub const DISABLE_SQ_FLOW_CONTROL: u8 = 1 << 2;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,6 +264,13 @@ mod tests {
         assert_eq!(u16::from_le_bytes([b[42], b[43]]), 3);
         assert_eq!(u16::from_le_bytes([b[44], b[45]]), 127);
         assert_eq!(s.data_direction(), DataDirection::HostToController);
+
+        let mut s = s;
+        s.set_connect_cattr(connect_attr::DISABLE_SQ_FLOW_CONTROL);
+        let b = s.to_bytes();
+        assert_eq!(b[46], 0x04);
+        assert_eq!(u16::from_le_bytes([b[44], b[45]]), 127);
+        assert_eq!(s.connect_cattr(), connect_attr::DISABLE_SQ_FLOW_CONTROL);
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //! [`TargetQpair::next_command`]. [`TargetQpair::complete`] queues the read
 //! data as C2HData PDUs (at most the IO unit size each, LAST_PDU on the last)
 //! and then the response capsule; the slot is free again once the response
-//! has been sent.
+//! has been sent. With `c2h_success` on and SQ flow control disabled by the
+//! host, a plain successful read's last C2HData carries SUCCESS instead and
+//! no response follows (NVMe/TCP 1.0 §3.6.2.8 C2HData, TP 8000).
 //!
 //! Each slot keeps a data buffer that grows to the largest transfer it has
 //! seen and is reused after that, so steady-state IO allocates nothing.
@@ -266,6 +268,9 @@ pub struct TcpTargetQpair {
     jobs: VecDeque<u16>,
     /// The slot whose capsule or H2CData PDU is arriving.
     cur: Option<u16>,
+    /// The host disabled SQ flow control at Connect: with `c2h_success` on,
+    /// a successful read ends with C2HData SUCCESS and no response capsule.
+    sq_flow_control_disabled: bool,
 }
 
 // SAFETY: the raw pointers inside (send ring entries, the receive sink) point
@@ -288,6 +293,7 @@ impl TcpTargetQpair {
             ready: VecDeque::with_capacity(depth),
             jobs: VecDeque::with_capacity(depth),
             cur: None,
+            sq_flow_control_disabled: false,
         }
     }
 
@@ -498,22 +504,33 @@ impl TcpTargetQpair {
                     let off = slot.c2h_sent;
                     let len = (slot.c2h_len - off).min(self.io_unit_bytes);
                     let last = off + len == slot.c2h_len;
-                    let hdr = DataPduHeader::new(
-                        PduType::C2HData,
-                        slot.sqe.cid,
-                        0,
-                        off,
-                        len,
-                        if last { flags::LAST_PDU } else { 0 },
-                        &self.neg,
-                    );
+                    // SUCCESS says the command completed with a CQE of all zeros but CID and SQHD, so it goes
+                    // only on a plain success; TP 8000 allows it only where the host needs no SQHD.
+                    let success_without_response = last
+                        && self.opts.c2h_success
+                        && self.sq_flow_control_disabled
+                        && slot.cqe.status().is_success()
+                        && slot.cqe.dw0 == 0
+                        && slot.cqe.dw1 == 0;
+                    let pdu_flags = match (last, success_without_response) {
+                        (true, true) => flags::LAST_PDU | flags::SUCCESS,
+                        (true, false) => flags::LAST_PDU,
+                        (false, _) => 0,
+                    };
+                    let hdr = DataPduHeader::new(PduType::C2HData, slot.sqe.cid, 0, off, len, pdu_flags, &self.neg);
                     let (data, chunk) = slot.c2h_chunk(off, len);
                     let ddgst = self.neg.ddgst.then(|| tcp::data_digest(chunk));
+                    // The last PDU frees the slot when it is the command's completion.
+                    let done = if success_without_response { TxDone::Response(idx) } else { TxDone::Nothing };
                     // SAFETY: the slot's buffer is not resized nor handed out (data_mut gives nothing while
-                    // Completing) until the slot is Free, after its response, queued behind this entry, is sent.
-                    unsafe { self.conn.tx.push(|b| hdr.encode(b), data, len, ddgst, TxDone::Nothing) }
-                        .map_err(encode_err)?;
+                    // Completing) until the slot is Free, after its last PDU (the response, queued behind this
+                    // entry, or this entry itself with SUCCESS) is sent.
+                    unsafe { self.conn.tx.push(|b| hdr.encode(b), data, len, ddgst, done) }.map_err(encode_err)?;
                     slot.c2h_sent += len;
+                    if success_without_response {
+                        slot.state = SlotState::ResponseQueued;
+                        self.jobs.pop_front();
+                    }
                 }
                 SlotState::Completing => {
                     let resp = CapsuleResp::new(slot.cqe, &self.neg);
@@ -597,6 +614,16 @@ impl TargetQpair for TcpTargetQpair {
         self.complete(slot, cqe, len);
     }
 
+    fn retire(&mut self, slot: u16) {
+        let Some(s) = self.slots.get_mut(usize::from(slot)) else { return };
+        if s.state != SlotState::Executing {
+            return;
+        }
+        s.state = SlotState::Free;
+        s.borrowed = None;
+        self.free_slots.push(slot);
+    }
+
     fn flush(&mut self) -> Result<(), TransportError> {
         if self.state == TargetState::Failed {
             return Err(already_failed());
@@ -606,5 +633,9 @@ impl TargetQpair for TcpTargetQpair {
 
     fn peer_addr(&self) -> String {
         self.peer.clone()
+    }
+
+    fn set_sq_flow_control_disabled(&mut self, disabled: bool) {
+        self.sq_flow_control_disabled = disabled;
     }
 }

@@ -7,6 +7,7 @@
 //! command ID [`INIT_CID`]; keep-alive and AERs use their own fixed IDs, so the
 //! admin queue needs no slot allocator.
 
+use protocol::sqe::connect_attr;
 use protocol::{opcode, Cqe, Sqe};
 
 use crate::buf::IoBuf;
@@ -354,10 +355,10 @@ impl<Q: HostQpair> AdminQueue<Q> {
         match (&self.state, kind) {
             (S::TransportConnecting, Ev::TransportReady) => {
                 self.state = S::Connecting;
-                Next::Send(
-                    Sqe::connect(0, ADMIN_QUEUE_DEPTH - 1, self.opts.keep_alive_timeout_ms),
-                    DataPhase::ToController(connect_data::LEN),
-                )
+                let mut connect = Sqe::connect(0, ADMIN_QUEUE_DEPTH - 1, self.opts.keep_alive_timeout_ms);
+                // The host counts its own free slots and never reads SQHD.
+                connect.set_connect_cattr(connect_attr::DISABLE_SQ_FLOW_CONTROL);
+                Next::Send(connect, DataPhase::ToController(connect_data::LEN))
             }
             (S::Connecting, Ev::Done) => {
                 let c = cqe.unwrap_or_default();

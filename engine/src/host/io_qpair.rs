@@ -4,6 +4,7 @@
 //! Slots and the free-CID stack are made when the queue pair is created; the
 //! submit and completion paths only move an [`IoBuf`] in and out of a slot.
 
+use protocol::sqe::connect_attr;
 use protocol::status::path;
 use protocol::{opcode, Cqe, Sqe, Status};
 
@@ -270,6 +271,8 @@ impl<Q: HostQpair> IoQpair<Q> {
                 Ok(ConnectProgress::Ready) => {
                     let mut sqe = Sqe::connect(self.qid, (self.slots.len() - 1) as u16, 0);
                     sqe.cid = CONNECT_CID;
+                    // The slots bound what is outstanding; SQHD is never read (see connect_attr).
+                    sqe.set_connect_cattr(connect_attr::DISABLE_SQ_FLOW_CONTROL);
                     let xfer = XferBuf::ToController { ptr: self.connect_buf.as_ptr(), len: connect_data::LEN as u32 };
                     // SAFETY: connect_buf is owned by self and not touched until
                     // the Connect completes or the qpair is dropped.

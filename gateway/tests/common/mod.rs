@@ -50,6 +50,7 @@ pub fn target_opts() -> TargetOptions {
         io_unit_size: 65536,
         max_queue_depth: 128,
         max_qpairs_per_ctrlr: 5,
+        c2h_success: true,
     }
 }
 
@@ -79,6 +80,8 @@ impl Completion {
 pub struct FakeShared {
     inbox: VecDeque<(Sqe, Vec<u8>)>,
     completions: Vec<Completion>,
+    /// Slots freed without a completion (`TargetQpair::retire`).
+    retired: Vec<u16>,
     dropped: bool,
     peer_closed: bool,
 }
@@ -97,6 +100,10 @@ impl FakeHandle {
     /// Completions so far (taken).
     pub fn take_completions(&self) -> Vec<Completion> {
         std::mem::take(&mut self.shared.lock().unwrap().completions)
+    }
+    /// How many commands the gateway retired without a completion so far.
+    pub fn retired_count(&self) -> usize {
+        self.shared.lock().unwrap().retired.len()
     }
     /// True once the gateway dropped (closed) the queue pair.
     pub fn is_closed(&self) -> bool {
@@ -166,6 +173,11 @@ impl TargetQpair for FakeQpair {
     fn complete(&mut self, slot: u16, cqe: &Cqe, data_len: u32) {
         let data = self.bufs[slot as usize][..data_len as usize].to_vec();
         self.shared.lock().unwrap().completions.push(Completion { cqe: *cqe, data });
+        self.free.push(slot);
+    }
+
+    fn retire(&mut self, slot: u16) {
+        self.shared.lock().unwrap().retired.push(slot);
         self.free.push(slot);
     }
 
