@@ -49,6 +49,10 @@ enum Command {
         /// IO unit size (bytes).
         #[arg(short = 'u', long = "io-unit-size")]
         io_unit_size: Option<u32>,
+        /// Disable the C2H success optimization (TCP: a read's last C2HData
+        /// PDU carries SUCCESS and no response capsule follows). On by default.
+        #[arg(short = 'o', long = "c2h-success")]
+        disable_c2h_success: bool,
     },
     /// Display NVMf transports.
     #[command(name = "nvmf_get_transports")]
@@ -329,6 +333,7 @@ fn request(command: Command) -> anyhow::Result<(String, Value, Output)> {
             in_capsule_data_size,
             max_io_size,
             io_unit_size,
+            disable_c2h_success,
         } => (
             "nvmf_create_transport",
             params(vec![
@@ -338,6 +343,8 @@ fn request(command: Command) -> anyhow::Result<(String, Value, Output)> {
                 ("in_capsule_data_size", opt(in_capsule_data_size)),
                 ("max_io_size", opt(max_io_size)),
                 ("io_unit_size", opt(io_unit_size)),
+                // As SPDK's rpc.py: -o/--c2h-success turns it off; otherwise the server's default (on).
+                ("c2h_success", disable_c2h_success.then_some(json!(false))),
             ]),
             Output::Nothing,
         ),
