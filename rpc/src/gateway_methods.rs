@@ -10,7 +10,7 @@ use crate::router::{ConfigSection, RpcHandler};
 use crate::{bdev, nvmf};
 
 /// Methods [`GatewayRpc`] answers.
-pub const GATEWAY_METHODS: [&str; 22] = [
+pub const GATEWAY_METHODS: [&str; 23] = [
     "bdev_malloc_create",
     "bdev_malloc_delete",
     "bdev_null_create",
@@ -32,6 +32,7 @@ pub const GATEWAY_METHODS: [&str; 22] = [
     "nvmf_get_subsystems",
     "nvmf_subsystem_listener_set_ana_state",
     "nvmf_subsystem_get_listeners",
+    "nvmf_subsystem_get_controllers",
     "framework_get_reactors",
 ];
 
@@ -59,6 +60,7 @@ impl RpcHandler for GatewayRpc {
             "nvmf_get_subsystems" => nvmf::get_subsystems(self, params),
             "nvmf_subsystem_listener_set_ana_state" => nvmf::listener_set_ana_state(self, params),
             "nvmf_subsystem_get_listeners" => nvmf::get_listeners(self, params),
+            "nvmf_subsystem_get_controllers" => nvmf::get_controllers(self, params),
             "framework_get_reactors" => nvmf::get_reactors(self, params),
             _ => Err(RpcError::method_not_found(method)),
         }

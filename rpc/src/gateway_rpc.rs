@@ -21,6 +21,9 @@ pub trait DataPlane: Send + Sync {
     fn stop_listening(&self, addr: &ListenAddress) -> Result<(), String>;
     /// The `framework_get_reactors` result.
     fn reactors(&self) -> Value;
+    /// The live controllers of subsystem `nqn`, each in SPDK's
+    /// `nvmf_subsystem_get_controllers` shape.
+    fn controllers(&self, nqn: &str) -> Vec<Value>;
 }
 
 /// The gateway's RPC methods over shared configuration state and a data plane.
@@ -109,5 +112,9 @@ impl DataPlane for NoDataPlane {
 
     fn reactors(&self) -> Value {
         serde_json::json!({ "tick_rate": 0, "reactors": [] })
+    }
+
+    fn controllers(&self, _nqn: &str) -> Vec<Value> {
+        Vec::new()
     }
 }

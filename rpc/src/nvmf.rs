@@ -497,16 +497,27 @@ pub(crate) fn listener_set_ana_state(gw: &GatewayRpc, params: Option<&Value>) ->
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct GetListeners {
+struct SubsystemQuery {
     nqn: String,
     tgt_name: Option<String>,
 }
 
 /// `nvmf_subsystem_get_listeners` → `[{address, ana_states: [{ana_group, ana_state}]}]`.
 pub(crate) fn get_listeners(gw: &GatewayRpc, params: Option<&Value>) -> Result<Value, RpcError> {
-    let p: GetListeners = parse_params(params)?;
+    let p: SubsystemQuery = parse_params(params)?;
     only_default("tgt_name", p.tgt_name.as_deref(), DEFAULT_TARGET)?;
     Ok(gw.lock_state().get_listeners_json(&p.nqn)?)
+}
+
+/// `nvmf_subsystem_get_controllers` → `[{cntlid, hostnqn, hostid, num_io_qpairs}]`,
+/// the subsystem's live controllers (an unknown subsystem is an error, as SPDK's).
+pub(crate) fn get_controllers(gw: &GatewayRpc, params: Option<&Value>) -> Result<Value, RpcError> {
+    let p: SubsystemQuery = parse_params(params)?;
+    only_default("tgt_name", p.tgt_name.as_deref(), DEFAULT_TARGET)?;
+    if gw.lock_state().subsystem(&p.nqn).is_none() {
+        return Err(TargetError::SubsystemNotFound(p.nqn).into());
+    }
+    Ok(Value::Array(gw.data_plane().controllers(&p.nqn)))
 }
 
 /// `framework_get_reactors` → the data plane's report.

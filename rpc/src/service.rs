@@ -33,6 +33,10 @@ impl<T: TargetTransport + Send + Sync + 'static> DataPlane for GatewayDataPlane<
     fn reactors(&self) -> Value {
         self.0.reactors()
     }
+
+    fn controllers(&self, nqn: &str) -> Vec<Value> {
+        self.0.controllers(Some(nqn)).iter().map(|c| c.to_json()).collect()
+    }
 }
 
 /// A running gateway and the router of its RPC methods.

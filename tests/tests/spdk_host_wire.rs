@@ -226,12 +226,22 @@ fn empty_host_nqn_gets_a_controller_only_where_any_host_is_allowed() {
     let (c, back) = q.execute(Sqe::rw(io::READ, 1, 7, 1), RawData::Read(512)).expect("read");
     assert!(c.status().is_success(), "read: {:?}", c.status());
     assert_eq!(back, data, "data read back equals data written");
+    let ctrls = gw.call("nvmf_subsystem_get_controllers", json!({"nqn": NQN}));
+    assert_eq!(ctrls.as_array().map(Vec::len), Some(1), "{ctrls}");
+    assert_eq!(ctrls[0]["hostnqn"], "", "{ctrls}");
+    assert_eq!(ctrls[0]["cntlid"], ctrl.cntlid, "{ctrls}");
+    assert_eq!(ctrls[0]["num_io_qpairs"], 1, "{ctrls}");
 
     // A host list: refused as Invalid Host.
     let mut h = WireHost::new(&gw);
     let c = h.connect(0, CNTLID_DYNAMIC, RESTRICTED_NQN, "", 0);
     assert_eq!(c.status().sct, StatusCodeType::CommandSpecific, "{:?}", c.status());
     assert_eq!(c.status().sc, command_specific::CONNECT_INVALID_HOST, "{:?}", c.status());
+    let none = gw.call("nvmf_subsystem_get_controllers", json!({"nqn": RESTRICTED_NQN}));
+    assert_eq!(none, json!([]), "a refused host leaves no controller");
+    let err = gw.service.call("nvmf_subsystem_get_controllers", json!({"nqn": "nqn.2016-06.io.spdk:none"}));
+    let err = err.expect_err("an unknown subsystem is an error");
+    assert!(err.message.contains("nqn.2016-06.io.spdk:none"), "{err:?}");
 }
 
 /// Connects an IO queue by hand with `cattr`, reads 4 KiB written before,

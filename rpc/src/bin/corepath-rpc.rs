@@ -205,6 +205,12 @@ enum Command {
         /// Subsystem NQN.
         nqn: String,
     },
+    /// Display the controllers of an NVMe-oF subsystem.
+    #[command(name = "nvmf_subsystem_get_controllers")]
+    NvmfSubsystemGetControllers {
+        /// Subsystem NQN.
+        nqn: String,
+    },
     /// Add a listener to an NVMe-oF subsystem.
     #[command(name = "nvmf_subsystem_add_listener")]
     NvmfSubsystemAddListener(ListenerArgs),
@@ -450,6 +456,9 @@ fn request(command: Command) -> anyhow::Result<(String, Value, Output)> {
         }
         Command::NvmfSubsystemGetListeners { nqn } => {
             ("nvmf_subsystem_get_listeners", json!({"nqn": discovery_alias(nqn)}), Output::Dict)
+        }
+        Command::NvmfSubsystemGetControllers { nqn } => {
+            ("nvmf_subsystem_get_controllers", json!({"nqn": discovery_alias(nqn)}), Output::Dict)
         }
         Command::NvmfSubsystemAddListener(args) => {
             ("nvmf_subsystem_add_listener", listener_params(args), Output::Nothing)

@@ -40,6 +40,10 @@ impl DataPlane for FakeDataPlane {
     fn reactors(&self) -> Value {
         json!({"tick_rate": 1_000_000_000u64, "reactors": [{"lcore": 0, "busy": 0, "idle": 0, "lw_threads": []}]})
     }
+
+    fn controllers(&self, _nqn: &str) -> Vec<Value> {
+        Vec::new()
+    }
 }
 
 /// A unique socket path under the temp directory.
