@@ -223,3 +223,20 @@ pub fn run_with_timeout(program: &Path, args: &[&str], timeout: Duration) -> Opt
         stderr: std::fs::read(&err_path).unwrap_or_default(),
     })
 }
+
+/// Waits up to 10 s for the `corepath-tgt` (or `corepath-bench --rpc-socket`)
+/// started as `daemon` to answer `spdk_get_version` on `socket`.
+///
+/// # Panics
+/// When it exits first or does not answer in time, with its log.
+pub fn wait_for_rpc(daemon: &mut Daemon, socket: &Path, what: &str) {
+    let ready = crate::wait_for(Duration::from_secs(10), Duration::from_millis(20), || {
+        if let Some(status) = daemon.try_exit_status() {
+            panic!("{what} exited at start with {status}:\n{}", daemon.logs());
+        }
+        let mut c = rpc::RpcClient::connect(socket).ok()?;
+        c.set_timeout(Duration::from_secs(2)).ok()?;
+        c.call("spdk_get_version", None).ok()
+    });
+    assert!(ready.is_some(), "{what}: RPC not answering within 10 s:\n{}", daemon.logs());
+}

@@ -41,3 +41,22 @@ pub fn gateway_and_host_cores() -> (usize, usize) {
         (0, 0)
     }
 }
+
+/// (traddr, state, cntlid) of each path of the first controller in a
+/// `bdev_nvme_get_controllers` result (empty strings and 0 where absent).
+pub fn controller_paths(ctrlrs: &serde_json::Value) -> Vec<(String, String, u64)> {
+    ctrlrs[0]["ctrlrs"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|c| {
+                    (
+                        c["trid"]["traddr"].as_str().unwrap_or("").to_string(),
+                        c["state"].as_str().unwrap_or("").to_string(),
+                        c["cntlid"].as_u64().unwrap_or(0),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use corepath_tests::bins::{binary, Daemon, TempDir};
 use corepath_tests::gateway::free_port;
-use corepath_tests::wait_for;
+use corepath_tests::{controller_paths, wait_for};
 use rpc::RpcClient;
 use serde_json::{json, Value};
 
@@ -151,23 +151,6 @@ fn corepath_rpc(socket: &Path, args: &[&str]) -> Result<Value, String> {
     serde_json::from_slice(&out.stdout).map_err(|e| format!("corepath-rpc {args:?}: not JSON: {e}"))
 }
 
-fn states(ctrlrs: &Value) -> Vec<(String, String, u64)> {
-    ctrlrs[0]["ctrlrs"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|c| {
-                    (
-                        c["trid"]["traddr"].as_str().unwrap_or("").to_string(),
-                        c["state"].as_str().unwrap_or("").to_string(),
-                        c["cntlid"].as_u64().unwrap_or(0),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[test]
 fn bench_survives_sigkill_of_gateway_a_with_no_io_or_verify_error() {
     let test_start = Instant::now();
@@ -223,7 +206,7 @@ fn bench_survives_sigkill_of_gateway_a_with_no_io_or_verify_error() {
         corepath_rpc(&bench_sock, &["bdev_nvme_get_controllers", "-n", "Nvme0"]).ok()
     })
     .unwrap_or_else(|| panic!("bench RPC socket never answered:\n{}", bench.stderr()));
-    let seen = states(&both);
+    let seen = controller_paths(&both);
     assert_eq!(seen.len(), 2, "{both:#}");
     assert_eq!(seen[0], ("127.0.0.2".into(), "enabled".into(), 1), "{both:#}");
     assert_eq!(seen[1], ("127.0.0.3".into(), "enabled".into(), 32761), "{both:#}");
@@ -238,7 +221,7 @@ fn bench_survives_sigkill_of_gateway_a_with_no_io_or_verify_error() {
 
     let after = wait_for(Duration::from_secs(10), Duration::from_millis(50), || {
         let v = corepath_rpc(&bench_sock, &["bdev_nvme_get_controllers", "-n", "Nvme0"]).ok()?;
-        let s = states(&v);
+        let s = controller_paths(&v);
         (s.len() == 2 && s[0].1 != "enabled").then_some(s)
     })
     .unwrap_or_else(|| panic!("A still enabled 10 s after SIGKILL:\n{}", bench.stderr()));

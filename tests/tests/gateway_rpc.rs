@@ -12,12 +12,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use corepath_tests::bins::{binary, Daemon, TempDir};
+use corepath_tests::bins::{binary, wait_for_rpc, Daemon, TempDir};
 use corepath_tests::gateway::{free_port, NQN};
 use corepath_tests::host::{test_controller_options, TestHost};
-use corepath_tests::{pattern, wait_for};
+use corepath_tests::pattern;
 use engine::TransportId;
-use rpc::RpcClient;
 use serde_json::{json, Value};
 
 const TRADDR: &str = "127.0.0.2";
@@ -39,15 +38,7 @@ impl Gateway {
             args.extend(["-c", c.as_str()]);
         }
         let mut daemon = Daemon::spawn(&binary("corepath-tgt"), &args, &dir.join(log_name));
-        let ready = wait_for(Duration::from_secs(10), Duration::from_millis(20), || {
-            if let Some(status) = daemon.try_exit_status() {
-                panic!("corepath-tgt exited at start with {status}:\n{}", daemon.logs());
-            }
-            let mut c = RpcClient::connect(&socket).ok()?;
-            c.set_timeout(Duration::from_secs(2)).ok()?;
-            c.call("spdk_get_version", None).ok()
-        });
-        assert!(ready.is_some(), "corepath-tgt RPC not answering within 10 s:\n{}", daemon.logs());
+        wait_for_rpc(&mut daemon, &socket, "corepath-tgt");
         Gateway { daemon, socket }
     }
 

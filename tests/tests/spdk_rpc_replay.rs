@@ -23,10 +23,10 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use corepath_tests::bins::{binary, Daemon, TempDir};
+use corepath_tests::bins::{binary, wait_for_rpc, Daemon, TempDir};
 use corepath_tests::gateway::{free_port, NQN};
 use corepath_tests::host::{start_engine, test_controller_options};
-use corepath_tests::wait_for;
+use corepath_tests::{controller_paths, wait_for};
 use multipath::MultipathHost;
 use rpc::{HostRpc, Router, RpcClient};
 use serde_json::{json, Value};
@@ -212,15 +212,7 @@ impl Tgt {
             &["-m", core_mask, "-r", &socket_arg, "--idle", "yield"],
             &dir.join(&format!("{name}.log")),
         );
-        let ready = wait_for(Duration::from_secs(10), Duration::from_millis(20), || {
-            if let Some(status) = daemon.try_exit_status() {
-                panic!("corepath-tgt {name} exited at start with {status}:\n{}", daemon.logs());
-            }
-            let mut c = RpcClient::connect(&socket).ok()?;
-            c.set_timeout(Duration::from_secs(2)).ok()?;
-            c.call("spdk_get_version", None).ok()
-        });
-        assert!(ready.is_some(), "corepath-tgt {name}: RPC not answering within 10 s:\n{}", daemon.logs());
+        wait_for_rpc(&mut daemon, &socket, &format!("corepath-tgt {name}"));
         Tgt { daemon, socket }
     }
 
@@ -326,24 +318,6 @@ impl Drop for Host {
         }
         self.host.detach_all();
     }
-}
-
-/// (traddr, state, cntlid) of each path of the first controller.
-fn paths(ctrlrs: &Value) -> Vec<(String, String, u64)> {
-    ctrlrs[0]["ctrlrs"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|c| {
-                    (
-                        c["trid"]["traddr"].as_str().unwrap_or("").to_string(),
-                        c["state"].as_str().unwrap_or("").to_string(),
-                        c["cntlid"].as_u64().unwrap_or(0),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Every request of the capture, against gateway A (127.0.0.2), gateway B
@@ -496,13 +470,13 @@ fn every_request_spdk_rpc_py_sends_is_accepted_and_does_what_spdk_does() {
     let c = &of(&all, "bdev_nvme_get_controllers")[0];
     let ctrlrs = ch.ok(&rw.apply(c));
     assert_eq!(ctrlrs[0]["name"], "Nvme0", "{ctrlrs}");
-    let seen: Vec<(String, u64)> = paths(&ctrlrs).into_iter().map(|(a, _, id)| (a, id)).collect();
+    let seen: Vec<(String, u64)> = controller_paths(&ctrlrs).into_iter().map(|(a, _, id)| (a, id)).collect();
     assert_eq!(seen, [(ADDR_A.to_string(), 1), (ADDR_B.to_string(), 32761)], "{ctrlrs}");
     checked[c.line] = true;
     let both_enabled = |ch: &mut Conn| {
         wait_for(Duration::from_secs(20), Duration::from_millis(50), || {
             let v = ch.call("bdev_nvme_get_controllers", json!({"name": "Nvme0"}));
-            (paths(&v).iter().filter(|p| p.1 == "enabled").count() == 2).then_some(())
+            (controller_paths(&v).iter().filter(|p| p.1 == "enabled").count() == 2).then_some(())
         })
     };
     assert!(both_enabled(&mut ch).is_some(), "both paths enabled");
@@ -533,7 +507,7 @@ fn every_request_spdk_rpc_py_sends_is_accepted_and_does_what_spdk_does() {
     checked[c.line] = true;
     let c = &of(&all, "bdev_nvme_detach_controller")[0];
     assert_eq!(ch.ok(&rw.apply(c)), json!(true));
-    let left = paths(&ch.call("bdev_nvme_get_controllers", json!({"name": "Nvme0"})));
+    let left = controller_paths(&ch.call("bdev_nvme_get_controllers", json!({"name": "Nvme0"})));
     assert_eq!(left.iter().map(|p| p.0.as_str()).collect::<Vec<_>>(), [ADDR_A], "B's path detached: {left:?}");
     checked[c.line] = true;
     let c = &of(&all, "framework_get_subsystems")[0];
