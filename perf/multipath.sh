@@ -6,7 +6,7 @@
 #   2. failover stall after SIGKILL of gateway A (randrw 4K QD32), 5 runs;
 #   3. failover stall after a blackhole of A (nftables drop both ways), 5 runs,
 #      at the default keep-alive (10 s) and at --keep-alive-ms 800.
-# Gateways A (127.0.0.2) and B (127.0.0.3) share core 0 (--idle yield: B only
+# Gateways A (127.0.0.2) and B (127.0.0.3) share core 0 (--idle adaptive: B only
 # answers keep-alives while A serves); corepath-bench runs on core 1. The stall
 # is the bench's failover report: the longest time without any completion
 # around the path's failure event.
@@ -45,7 +45,7 @@ GW_PID=()
 start_gateway() { # index addr min max
   local i=$1 addr=$2 min=$3 max=$4 sock="$WORK/gw$1.sock"
   rm -f "$sock"
-  $X "$BIN/corepath-tgt" -m 0x1 -r "$sock" --idle yield 2>>"$WORK/gw$i.log" &
+  $X "$BIN/corepath-tgt" -m 0x1 -r "$sock" --idle adaptive 2>>"$WORK/gw$i.log" &
   GW_PID[$i]=$!
   PIDS+=($!)
   for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done

@@ -18,7 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // One reactor on core 0; yield when idle since this example mostly waits.
     let mut opts = EngineOptions::on_cores(&[0]);
-    opts.idle = IdlePolicy::YieldAfter(1000);
+    opts.idle = IdlePolicy::adaptive();
     let engine = Engine::start(opts, |_| TcpHostTransport::new())?;
     let ctrlr = engine.attach_controller(&trid, &ControllerOptions::default())?;
     println!(

@@ -72,7 +72,7 @@ impl EngineOptions {
     pub fn on_cores(cores: &[usize]) -> Self {
         EngineOptions {
             cores: cores.to_vec(),
-            idle: IdlePolicy::BusyPoll,
+            idle: IdlePolicy::default(),
             hostnqn: None,
             clock: Arc::new(MonotonicClock::new()),
         }
@@ -167,6 +167,7 @@ impl<T: HostTransport + 'static> Engine<T> {
         let wait = Duration::from_millis(opts.connect_timeout_ms.saturating_add(2_000));
         let n = self.reactor_count() as u16;
         let shared = Arc::new(CtrlrShared::new());
+        shared.set_wakers(self.reactors.senders().iter().map(|s| s.waker().clone()).collect());
         let (tx, rx) = mpsc::channel();
         for r in 0..self.reactor_count() {
             let (trid, opts, host, shared) = (trid.clone(), opts.clone(), self.identity(), shared.clone());
@@ -253,6 +254,16 @@ impl<T: HostTransport + 'static> Engine<T> {
         let sender = self.reactors.sender(reactor_index).ok_or(EngineError::NoSuchReactor(reactor_index))?;
         sender.send_wait(Box::new(f));
         Ok(())
+    }
+
+    /// Where reactor `reactor_index`'s time goes (busy, idle, asleep).
+    pub fn reactor_stats(&self, reactor_index: usize) -> Option<Arc<crate::reactor::ReactorStats>> {
+        self.reactors.stats(reactor_index).cloned()
+    }
+
+    /// What the reactors do when idle.
+    pub fn idle_policy(&self) -> IdlePolicy {
+        self.reactors.policy()
     }
 
     /// Nanoseconds on the engine's clock.

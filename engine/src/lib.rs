@@ -11,10 +11,13 @@ pub mod api;
 pub mod buf;
 pub mod clock;
 pub mod host;
+pub mod idle;
 pub mod reactor;
 pub mod ring;
+mod sys;
 pub mod transport;
 pub mod trid;
+pub mod wake;
 
 pub use api::{format_uuid, Controller, ControllerOptions, Engine, EngineError, EngineOptions, TimeoutAction};
 pub use buf::{BufPool, IoBuf};
@@ -23,13 +26,15 @@ pub use host::{
     AttachRequest, ControllerData, CoreJob, HostCore, HostIdentity, IoCompletion, IoContext, IoOp, JobStatus,
     Namespace, NamespaceData, SubmitError, SubmitErrorKind,
 };
-pub use reactor::{parse_core_mask, IdlePolicy, Poller, Reactor, ReactorCtx, ReactorSender, ReactorSet};
+pub use idle::{IdleDecision, IdleGovernor, IdlePolicy};
+pub use reactor::{parse_core_mask, Poller, Reactor, ReactorCtx, ReactorSender, ReactorSet, ReactorStats};
 pub use ring::{IoChannel, RingIo, RingJob};
 pub use transport::{
     BorrowedData, ConnectProgress, HostQpair, HostTransport, QpairOptions, TargetCommand, TargetListener,
     TargetOptions, TargetQpair, TargetTransport, TransportError, XferBuf,
 };
 pub use trid::{AdrFam, TrType, TransportId, TridError};
+pub use wake::{WakeSet, Waker};
 pub mod sim;
 
 /// True when a command moves data controller-to-host.

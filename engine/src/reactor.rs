@@ -7,19 +7,34 @@
 //! the reactor's thread with the poller borrowed mutably. Messages carry
 //! control work (attach a controller, add a connection); the IO path of a core
 //! never goes through the inbox.
+//!
+//! When turns find nothing, the [`IdlePolicy`] decides whether the thread
+//! sleeps; it then blocks in its [`WakeSet`] (sockets, the eventfd behind the
+//! inbox and every ring feeding it) until the poller's next deadline.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crossbeam_queue::ArrayQueue;
 
 use crate::clock::Clock;
+pub use crate::idle::{IdleDecision, IdleGovernor, IdlePolicy};
+use crate::wake::{WakeSet, Waker};
 
 /// Work a reactor runs on every turn of its loop.
 pub trait Poller: 'static {
     /// Does whatever work is ready; returns how much (0 when idle).
     fn poll(&mut self, ctx: &mut ReactorCtx) -> usize;
+
+    /// The earliest time this poller needs a turn although no wake source
+    /// fired (a keep-alive to send, a reconnect delay over, a timeout to
+    /// check): `None` when only events can bring it work. Asked only when the
+    /// reactor is about to sleep. The default, "now", never lets it sleep: a
+    /// poller that does not know its timers stays correct, only not frugal.
+    fn next_deadline_ns(&self, now_ns: u64) -> Option<u64> {
+        Some(now_ns)
+    }
 }
 
 /// A control message: runs once on the reactor's thread.
@@ -35,6 +50,7 @@ pub struct ReactorCtx {
     pub now_ns: u64,
     clock: Arc<dyn Clock>,
     timers: Timers,
+    wake: WakeSet,
 }
 
 impl ReactorCtx {
@@ -47,6 +63,17 @@ impl ReactorCtx {
     /// The timers of this reactor.
     pub fn timers(&mut self) -> &mut Timers {
         &mut self.timers
+    }
+
+    /// This reactor's wake sources: transports register the file descriptors
+    /// of their queue pairs and listeners here.
+    pub fn wake_set(&mut self) -> &mut WakeSet {
+        &mut self.wake
+    }
+
+    /// A waker for this reactor, for a ring fed from another thread.
+    pub fn waker(&self) -> Waker {
+        self.wake.waker()
     }
 }
 
@@ -98,15 +125,6 @@ impl Timers {
     }
 }
 
-/// How a reactor behaves when a loop turn found no work.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IdlePolicy {
-    /// Spin, as SPDK does: lowest latency, one core burnt per reactor.
-    BusyPoll,
-    /// Yield the CPU after this many idle turns in a row: for shared machines and tests.
-    YieldAfter(u32),
-}
-
 /// A reactor and its inbox, before it runs (usable directly in tests and simulation).
 pub struct Reactor<P: Poller> {
     poller: P,
@@ -114,23 +132,159 @@ pub struct Reactor<P: Poller> {
     ctx: ReactorCtx,
 }
 
+/// Where one reactor's time goes, published for `framework_get_reactors`
+/// (nanoseconds; SPDK calls them busy and idle ticks).
+#[derive(Debug, Default)]
+pub struct ReactorStats {
+    busy_ns: AtomicU64,
+    idle_ns: AtomicU64,
+    slept_ns: AtomicU64,
+    sleeps: AtomicU64,
+    asleep: AtomicBool,
+}
+
+impl ReactorStats {
+    /// Time in turns that found work.
+    pub fn busy_ns(&self) -> u64 {
+        self.busy_ns.load(Ordering::Relaxed)
+    }
+    /// Time in turns that found none, and asleep.
+    pub fn idle_ns(&self) -> u64 {
+        self.idle_ns.load(Ordering::Relaxed)
+    }
+    /// Time asleep in `epoll_wait` (part of the idle time).
+    pub fn slept_ns(&self) -> u64 {
+        self.slept_ns.load(Ordering::Relaxed)
+    }
+    /// Times the reactor went to sleep.
+    pub fn sleeps(&self) -> u64 {
+        self.sleeps.load(Ordering::Relaxed)
+    }
+    /// Asleep right now (SPDK's `in_interrupt`).
+    pub fn asleep(&self) -> bool {
+        self.asleep.load(Ordering::Relaxed)
+    }
+}
+
+/// A reactor thread's own tally, published to [`ReactorStats`] now and then.
+struct Tally {
+    busy_ns: u64,
+    idle_ns: u64,
+    slept_ns: u64,
+    sleeps: u64,
+    next_publish_ns: u64,
+}
+
+/// How often a spinning reactor publishes its counters.
+const STATS_PUBLISH_INTERVAL_NS: u64 = 10_000_000;
+
+impl Tally {
+    fn publish(&mut self, stats: &ReactorStats, now_ns: u64, force: bool) {
+        if force || now_ns >= self.next_publish_ns {
+            stats.busy_ns.store(self.busy_ns, Ordering::Relaxed);
+            stats.idle_ns.store(self.idle_ns, Ordering::Relaxed);
+            stats.slept_ns.store(self.slept_ns, Ordering::Relaxed);
+            stats.sleeps.store(self.sleeps, Ordering::Relaxed);
+            self.next_publish_ns = now_ns.saturating_add(STATS_PUBLISH_INTERVAL_NS);
+        }
+    }
+}
+
 /// Messages drained per loop turn at most, so control work cannot starve IO.
 const INBOX_BATCH: usize = 16;
 
 impl<P: Poller> Reactor<P> {
     /// A reactor around `poller`, with an inbox of `inbox_capacity` messages.
-    pub fn new(index: usize, core: usize, poller: P, clock: Arc<dyn Clock>, inbox_capacity: usize) -> Self {
+    /// Fails only when the kernel refuses an epoll set or an eventfd.
+    pub fn new(
+        index: usize,
+        core: usize,
+        poller: P,
+        clock: Arc<dyn Clock>,
+        inbox_capacity: usize,
+    ) -> std::io::Result<Self> {
         let now_ns = clock.now_ns();
-        Reactor {
+        let wake = WakeSet::new()?;
+        Ok(Reactor {
             poller,
             inbox: Arc::new(ArrayQueue::new(inbox_capacity.max(1))),
-            ctx: ReactorCtx { index, core, now_ns, clock, timers: Timers::with_capacity(64) },
-        }
+            ctx: ReactorCtx { index, core, now_ns, clock, timers: Timers::with_capacity(64), wake },
+        })
     }
 
     /// A sender for this reactor's inbox.
     pub fn sender(&self) -> ReactorSender<P> {
-        ReactorSender { inbox: self.inbox.clone() }
+        ReactorSender { inbox: self.inbox.clone(), waker: self.ctx.waker() }
+    }
+
+    /// When the poller next needs a turn without an event (see [`Poller::next_deadline_ns`]).
+    pub fn next_deadline_ns(&self) -> Option<u64> {
+        if !self.inbox.is_empty() {
+            return Some(self.ctx.now_ns);
+        }
+        self.poller.next_deadline_ns(self.ctx.now_ns)
+    }
+
+    /// Goes to sleep if nothing is pending: announces it, runs one more turn
+    /// (the recheck of every source, see [`crate::wake`]), then blocks until a
+    /// wake source fires or the next deadline passes. `stop` is rechecked after
+    /// the announcement so a shutdown's wake-up is not lost. Returns the work
+    /// of the recheck turn and whether it slept, and adds the time asleep to `slept_ns`.
+    fn sleep(&mut self, stop: &AtomicBool, slept_ns: &mut u64) -> (usize, bool) {
+        self.ctx.wake.announce_sleep();
+        let work = self.run_once();
+        if work > 0 || stop.load(Ordering::Relaxed) {
+            self.ctx.wake.cancel_sleep();
+            return (work, false);
+        }
+        let now_ns = self.ctx.clock.now_ns();
+        let timeout_ns = self.next_deadline_ns().map(|d| d.saturating_sub(now_ns));
+        if timeout_ns == Some(0) {
+            self.ctx.wake.cancel_sleep();
+            return (0, false);
+        }
+        self.ctx.wake.sleep(timeout_ns);
+        *slept_ns += self.ctx.clock.now_ns().saturating_sub(now_ns);
+        (0, true)
+    }
+
+    /// Runs turns until `stop`, sleeping as `policy` says, and keeps `stats`.
+    pub fn run(&mut self, policy: IdlePolicy, stop: &AtomicBool, stats: &ReactorStats) {
+        let mut governor = IdleGovernor::new(policy);
+        let mut tally = Tally { busy_ns: 0, idle_ns: 0, slept_ns: 0, sleeps: 0, next_publish_ns: 0 };
+        let mut last_ns = self.ctx.clock.now_ns();
+        while !stop.load(Ordering::Relaxed) {
+            let work = self.run_once();
+            let now_ns = self.ctx.now_ns;
+            let dt = now_ns.saturating_sub(last_ns);
+            last_ns = now_ns;
+            if work > 0 {
+                tally.busy_ns += dt;
+            } else {
+                tally.idle_ns += dt;
+            }
+            if governor.after_turn(work, now_ns) == IdleDecision::Spin {
+                tally.publish(stats, now_ns, false);
+                continue;
+            }
+            tally.publish(stats, now_ns, true);
+            stats.asleep.store(true, Ordering::Relaxed);
+            let (work, slept) = self.sleep(stop, &mut tally.slept_ns);
+            stats.asleep.store(false, Ordering::Relaxed);
+            if slept {
+                tally.sleeps += 1;
+            }
+            let now_ns = self.ctx.clock.now_ns();
+            // The recheck turn and the time asleep are idle unless the recheck found work.
+            if work > 0 {
+                tally.busy_ns += now_ns.saturating_sub(last_ns);
+            } else {
+                tally.idle_ns += now_ns.saturating_sub(last_ns);
+            }
+            last_ns = now_ns;
+            governor.woke(work + usize::from(slept), now_ns);
+        }
+        tally.publish(stats, last_ns, true);
     }
 
     /// One turn: read the clock, run queued messages, poll. Returns the work done.
@@ -158,24 +312,33 @@ impl<P: Poller> Reactor<P> {
 /// Sends messages to one reactor from any thread.
 pub struct ReactorSender<P: Poller> {
     inbox: Arc<ArrayQueue<Message<P>>>,
+    waker: Waker,
 }
 
 impl<P: Poller> Clone for ReactorSender<P> {
     fn clone(&self) -> Self {
-        ReactorSender { inbox: self.inbox.clone() }
+        ReactorSender { inbox: self.inbox.clone(), waker: self.waker.clone() }
     }
 }
 
 impl<P: Poller> ReactorSender<P> {
-    /// Queues `f` to run on the reactor. Fails (giving `f` back) when the inbox is full.
+    /// Queues `f` to run on the reactor and wakes it if it sleeps. Fails
+    /// (giving `f` back) when the inbox is full.
     pub fn send(&self, f: Message<P>) -> Result<(), Message<P>> {
-        self.inbox.push(f)
+        self.inbox.push(f)?;
+        self.waker.wake();
+        Ok(())
+    }
+
+    /// The reactor's waker (for rings that feed it from other threads).
+    pub fn waker(&self) -> &Waker {
+        &self.waker
     }
 
     /// Queues `f`, waiting while the inbox is full (control plane only).
     pub fn send_wait(&self, mut f: Message<P>) {
         loop {
-            match self.inbox.push(f) {
+            match self.send(f) {
                 Ok(()) => return,
                 Err(back) => {
                     f = back;
@@ -189,6 +352,8 @@ impl<P: Poller> ReactorSender<P> {
 /// A set of reactor threads, one per core of a mask.
 pub struct ReactorSet<P: Poller> {
     senders: Vec<ReactorSender<P>>,
+    stats: Vec<Arc<ReactorStats>>,
+    policy: IdlePolicy,
     cores: Vec<usize>,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
@@ -211,37 +376,44 @@ impl<P: Poller> ReactorSet<P> {
         let make_poller = Arc::new(make_poller);
         let mut senders = Vec::with_capacity(cores.len());
         let mut threads = Vec::with_capacity(cores.len());
+        let mut all_stats = Vec::with_capacity(cores.len());
         for (index, &core) in cores.iter().enumerate() {
             let (tx, rx) = std::sync::mpsc::channel();
             let stop = stop.clone();
             let clock = clock.clone();
             let make_poller = make_poller.clone();
+            let stats = Arc::new(ReactorStats::default());
+            all_stats.push(stats.clone());
             let thread = std::thread::Builder::new().name(format!("{name}_{core}")).spawn(move || {
                 // Pinning can fail (core not in our cpuset): run unpinned rather than not at all.
                 core_affinity::set_for_current(core_affinity::CoreId { id: core });
-                let mut reactor = Reactor::new(index, core, make_poller(index), clock, 1024);
-                if tx.send(reactor.sender()).is_err() {
+                let mut reactor = match Reactor::new(index, core, make_poller(index), clock, 1024) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                };
+                if tx.send(Ok(reactor.sender())).is_err() {
                     return;
                 }
-                let mut idle_turns = 0u32;
-                while !stop.load(Ordering::Relaxed) {
-                    if reactor.run_once() > 0 {
-                        idle_turns = 0;
-                        continue;
-                    }
-                    idle_turns = idle_turns.saturating_add(1);
-                    if let IdlePolicy::YieldAfter(n) = idle {
-                        if idle_turns >= n {
-                            std::thread::yield_now();
-                        }
-                    }
-                }
+                reactor.run(idle, &stop, &stats);
             })?;
-            let sender = rx.recv().map_err(|_| std::io::Error::other("reactor thread died at start"))?;
+            let sender = rx.recv().map_err(|_| std::io::Error::other("reactor thread died at start"))??;
             senders.push(sender);
             threads.push(thread);
         }
-        Ok(ReactorSet { senders, cores: cores.to_vec(), stop, threads })
+        Ok(ReactorSet { senders, stats: all_stats, policy: idle, cores: cores.to_vec(), stop, threads })
+    }
+
+    /// Where reactor `index`'s time goes.
+    pub fn stats(&self, index: usize) -> Option<&Arc<ReactorStats>> {
+        self.stats.get(index)
+    }
+
+    /// The idle policy the reactors run with.
+    pub fn policy(&self) -> IdlePolicy {
+        self.policy
     }
 
     /// The inbox of reactor `index`.
@@ -262,6 +434,9 @@ impl<P: Poller> ReactorSet<P> {
     /// Stops every reactor after its current turn and joins the threads.
     pub fn shutdown(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        for s in &self.senders {
+            s.waker.wake();
+        }
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
@@ -324,7 +499,7 @@ mod tests {
 
     #[test]
     fn messages_run_on_the_reactor_before_its_poller() {
-        let mut r = Reactor::new(0, 0, Counter(0), Arc::new(ManualClock::new()), 4);
+        let mut r = Reactor::new(0, 0, Counter(0), Arc::new(ManualClock::new()), 4).expect("reactor");
         let tx = r.sender();
         assert!(tx.send(Box::new(|p: &mut Counter, _| p.0 += 100)).is_ok());
         assert_eq!(r.run_once(), 1);

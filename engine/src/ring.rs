@@ -1,7 +1,8 @@
 //! Submitting IO from a thread that is not a reactor: a submission ring in, a
 //! completion ring out, served on the reactor by [`RingJob`].
 
-use std::sync::Arc;
+use std::sync::atomic::{fence, AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use crossbeam_queue::ArrayQueue;
 use protocol::status::generic;
@@ -10,6 +11,7 @@ use protocol::Status;
 use crate::buf::IoBuf;
 use crate::host::{CoreJob, IoCompletion, IoContext, IoOp, JobStatus, Namespace, SubmitErrorKind};
 use crate::transport::HostQpair;
+use crate::wake::Waker;
 
 /// One IO sent through the ring.
 #[derive(Debug)]
@@ -33,7 +35,9 @@ pub struct RingIo {
 pub struct IoChannel {
     sq: Arc<ArrayQueue<RingIo>>,
     cq: Arc<ArrayQueue<IoCompletion>>,
-    closed: Arc<std::sync::atomic::AtomicBool>,
+    closed: Arc<AtomicBool>,
+    /// The serving reactor's waker, known once the job first ran there.
+    waker: Arc<OnceLock<Waker>>,
 }
 
 impl IoChannel {
@@ -43,14 +47,28 @@ impl IoChannel {
         // The completion ring holds every IO that can be in flight, so the
         // reactor never finds it full.
         let cq = Arc::new(ArrayQueue::new(depth.max(1) * 2));
-        let closed = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let chan = IoChannel { sq: sq.clone(), cq: cq.clone(), closed: closed.clone() };
-        (chan, RingJob { sq, cq, held: None, in_flight: 0, closed })
+        let closed = Arc::new(AtomicBool::new(false));
+        let waker = Arc::new(OnceLock::new());
+        let chan = IoChannel { sq: sq.clone(), cq: cq.clone(), closed: closed.clone(), waker: waker.clone() };
+        (chan, RingJob { sq, cq, held: None, in_flight: 0, closed, waker })
     }
 
-    /// Queues an IO; gives it back when the ring is full.
+    /// Queues an IO (waking the reactor if it sleeps); gives it back when the ring is full.
     pub fn submit(&self, io: RingIo) -> Result<(), RingIo> {
-        self.sq.push(io)
+        self.sq.push(io)?;
+        self.wake();
+        Ok(())
+    }
+
+    /// The push is visible before the waker is read: the job stores the waker
+    /// before it first looks at the ring, with a fence between, so either it
+    /// sees the IO or we see its waker (which then writes the eventfd if the
+    /// reactor announced sleep; see [`crate::wake`]).
+    fn wake(&self) {
+        fence(Ordering::SeqCst);
+        if let Some(w) = self.waker.get() {
+            w.wake();
+        }
     }
 
     /// A finished IO, if any.
@@ -74,7 +92,8 @@ impl IoChannel {
 
     /// Tells the serving job to finish once its IO is done.
     pub fn close(&self) {
-        self.closed.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.closed.store(true, Ordering::Relaxed);
+        self.wake();
     }
 }
 
@@ -85,7 +104,8 @@ pub struct RingJob {
     /// An IO the queue pair had no room for, retried next turn.
     held: Option<RingIo>,
     in_flight: usize,
-    closed: Arc<std::sync::atomic::AtomicBool>,
+    closed: Arc<AtomicBool>,
+    waker: Arc<OnceLock<Waker>>,
 }
 
 impl RingJob {
@@ -96,6 +116,13 @@ impl RingJob {
 
 impl<Q: HostQpair> CoreJob<Q> for RingJob {
     fn poll(&mut self, ctx: &mut IoContext<'_, Q>) -> JobStatus {
+        if self.waker.get().is_none() {
+            if let Some(w) = ctx.waker() {
+                let _ = self.waker.set(w.clone());
+                // Pairs with the fence in IoChannel::wake.
+                fence(Ordering::SeqCst);
+            }
+        }
         loop {
             let Some(mut io) = self.held.take().or_else(|| self.sq.pop()) else { break };
             let buf = io.buf.take();
@@ -120,7 +147,7 @@ impl<Q: HostQpair> CoreJob<Q> for RingJob {
                 }
             }
         }
-        if self.closed.load(std::sync::atomic::Ordering::Relaxed) && self.in_flight == 0 && self.held.is_none() {
+        if self.closed.load(Ordering::Relaxed) && self.in_flight == 0 && self.held.is_none() {
             JobStatus::Finished
         } else {
             JobStatus::Running
@@ -130,5 +157,12 @@ impl<Q: HostQpair> CoreJob<Q> for RingJob {
     fn on_complete(&mut self, _ctx: &mut IoContext<'_, Q>, done: IoCompletion) {
         self.in_flight = self.in_flight.saturating_sub(1);
         let _ = self.cq.push(done);
+    }
+
+    /// A held IO waits for a slot, which only a completion frees; new IO and
+    /// `close` wake the reactor.
+    fn next_deadline_ns(&self, now_ns: u64) -> Option<u64> {
+        let closing = self.closed.load(Ordering::Relaxed) && self.in_flight == 0 && self.held.is_none();
+        (!self.sq.is_empty() || closing).then_some(now_ns)
     }
 }

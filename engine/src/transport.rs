@@ -19,6 +19,7 @@
 //! they can and return.
 
 use core::ptr::NonNull;
+use std::os::fd::RawFd;
 use std::sync::Arc;
 
 use protocol::{Cqe, Sqe};
@@ -157,6 +158,21 @@ pub trait HostQpair {
     fn set_in_capsule_data_size(&mut self, bytes: u32) {
         let _ = bytes;
     }
+
+    /// The descriptor that becomes ready (epoll, edge-triggered) when this
+    /// queue pair has something new: data in, room to send, the peer gone.
+    /// `None` (the default): the transport has no such descriptor, and its
+    /// reactor never sleeps while it exists.
+    fn wake_fd(&self) -> Option<RawFd> {
+        None
+    }
+
+    /// Nothing can happen on this queue pair before its [`HostQpair::wake_fd`]
+    /// reports an event: everything received was consumed and nothing waits
+    /// to be sent. The default, false, keeps its reactor awake.
+    fn quiescent(&self) -> bool {
+        false
+    }
 }
 
 /// Creates host queue pairs.
@@ -284,6 +300,25 @@ pub trait TargetQpair {
     /// §3.3.1): it does not need SQHD, so completions may go without a
     /// response capsule where the transport allows (NVMe/TCP C2HData SUCCESS).
     fn set_sq_flow_control_disabled(&mut self, _disabled: bool) {}
+
+    /// When the command in `slot` came with less data than its SGL names
+    /// (see [`TargetQpair::data_mut`]): the status the transport's rules give
+    /// it (a data block form it does not carry is SGL Descriptor Type
+    /// Invalid, a digest error is worth a retry). `None`: the transport has
+    /// no rule, and the target layer answers Transient Transport Error.
+    fn data_fault_status(&self, _slot: u16) -> Option<protocol::Status> {
+        None
+    }
+
+    /// As [`HostQpair::wake_fd`].
+    fn wake_fd(&self) -> Option<RawFd> {
+        None
+    }
+
+    /// As [`HostQpair::quiescent`], and no command waits for [`TargetQpair::next_command`].
+    fn quiescent(&self) -> bool {
+        false
+    }
 }
 
 /// Accepts target queue pairs on one listen address.
@@ -293,6 +328,12 @@ pub trait TargetListener {
 
     /// Accepts one pending connection, if any; never blocks.
     fn accept(&mut self) -> Result<Option<Self::Qpair>, TransportError>;
+
+    /// The descriptor that becomes ready when a connection waits to be
+    /// accepted (`None`: accept is tried every turn and the reactor never sleeps).
+    fn wake_fd(&self) -> Option<RawFd> {
+        None
+    }
 }
 
 /// Creates listeners.

@@ -147,6 +147,8 @@ pub(crate) struct AioRequest {
 pub(crate) struct AioTag {
     /// The gateway's queue pair ID (unique per gateway).
     pub(crate) qpair_id: u64,
+    /// Where the queue pair sits on its core (checked against `qpair_id`).
+    pub(crate) qpair_slot: u32,
     /// The transport's command slot.
     pub(crate) slot: u16,
     /// Command identifier.
@@ -247,7 +249,7 @@ impl AioEngine {
             .map(|_| AioSlot {
                 iocb: sys::Iocb::default(),
                 buf: AlignedBuf::empty(),
-                tag: AioTag { qpair_id: 0, slot: 0, cid: 0 },
+                tag: AioTag { qpair_id: 0, qpair_slot: 0, slot: 0, cid: 0 },
                 op: AioOp::Read,
                 len_bytes: 0,
             })

@@ -258,6 +258,18 @@ impl Controller {
             && now_ns.saturating_sub(self.last_keep_alive_ns.load(Ordering::Acquire)) > u64::from(expiry_ms) * 1_000_000
     }
 
+    /// When the keep-alive timer runs out if no keep-alive comes first
+    /// (`None`: no timer). [`Controller::keep_alive_expired`] holds after it.
+    pub fn keep_alive_deadline_ns(&self) -> Option<u64> {
+        let expiry_ms = self.expiry_ms.load(Ordering::Relaxed);
+        (expiry_ms != 0).then(|| {
+            self.last_keep_alive_ns
+                .load(Ordering::Acquire)
+                .saturating_add(u64::from(expiry_ms) * 1_000_000)
+                .saturating_add(1)
+        })
+    }
+
     /// True once the controller is destroyed.
     #[inline]
     pub fn is_dead(&self) -> bool {

@@ -2,16 +2,27 @@
 //! [`GatewayCore`] that accepts queue pairs (reactor 0 holds the listeners),
 //! runs Fabrics Connect, and executes admin and IO commands.
 //!
+//! A core touches only the queue pairs that can have work: the *hot* ones
+//! (those that did work in their last few polls, that epoll reported, or that
+//! have no descriptor to report with). A connection that goes quiet leaves
+//! the hot list and costs nothing per turn until its socket has news or one
+//! of its timers is due, so a thousand idle connections do not slow the busy
+//! one. When nothing is hot the reactor may sleep ([`engine::IdlePolicy`])
+//! until a socket, a message or the earliest timer wakes it.
+//!
 //! One loop turn of a core, in this order:
-//! 1. **keep-alive and liveness first**: every queue pair whose controller is
-//!    dead, reset, or whose keep-alive timer ran out is torn down *before any
-//!    socket is read*. A host whose KATO expired has failed over to another
-//!    gateway; a write of its that arrives late must not be executed here,
-//!    or it could overwrite newer data written through the other path. The
-//!    check happens on every core, on every turn, for every queue;
-//! 2. accept new connections and hand them round-robin to the cores;
-//! 3. poll each queue pair and execute what is ready;
-//! 4. (reactor 0) notice configuration changes.
+//! 1. take what epoll reported (on idle turns and every few busy ones);
+//! 2. **keep-alive and liveness first**: when a timer of some queue pair is
+//!    due, or another core poked (a controller destroyed, reset or given an
+//!    event), a sweep tears down every queue pair whose controller is dead,
+//!    reset or keep-alive-expired. And each hot queue pair is checked again
+//!    right *before its socket is read*. A host whose KATO expired has failed
+//!    over to another gateway; a write of its that arrives late must not be
+//!    executed here, or it could overwrite newer data written through the
+//!    other path;
+//! 3. accept new connections and hand them round-robin to the cores;
+//! 4. poll each hot queue pair and execute what is ready;
+//! 5. (reactor 0) notice configuration changes.
 //!
 //! File-backed (AIO) bdevs complete later: a command goes to the core's AIO
 //! context ([`crate::aio`]) and its CQE is sent when `io_getevents` reports it,
@@ -43,8 +54,8 @@ use std::sync::{Arc, Mutex, OnceLock, TryLockError};
 use std::time::Duration;
 
 use engine::{
-    Clock, IdlePolicy, MonotonicClock, Poller, ReactorCtx, ReactorSender, ReactorSet, TargetCommand, TargetListener,
-    TargetOptions, TargetQpair, TargetTransport, TrType, TransportError,
+    Clock, IdlePolicy, MonotonicClock, Poller, ReactorCtx, ReactorSender, ReactorSet, ReactorStats, TargetCommand,
+    TargetListener, TargetOptions, TargetQpair, TargetTransport, TrType, TransportError, Waker,
 };
 use protocol::fabrics::connect_success_dw0;
 use protocol::opcode::fctype;
@@ -65,8 +76,17 @@ use crate::io_cmd;
 
 /// How often reactor 0 looks at the configuration when nobody told it of a change.
 const CONFIG_SCAN_INTERVAL_NS: u64 = 200_000_000;
-/// How often a reactor publishes its busy/idle counters.
-const STATS_PUBLISH_INTERVAL_NS: u64 = 10_000_000;
+/// The longest a core goes without looking at every queue pair's timers.
+const MAX_SWEEP_INTERVAL_NS: u64 = 1_000_000_000;
+/// Polls in a row that find a hot queue pair quiet before it leaves the hot
+/// list (then only epoll brings it back): enough to ride out the gap between
+/// a completion and the next command of a busy host.
+const HOT_QUIET_POLLS: u8 = 4;
+/// A busy core asks epoll what became ready once every this many turns (an
+/// idle turn always asks): cold connections wait at most that many turns.
+const COLLECT_EVERY_TURNS: u32 = 8;
+/// Epoll tokens of listeners (their position); queue pairs use their slot.
+const LISTENER_TOKEN: u64 = 1 << 63;
 /// Connections accepted per listener per turn at most, so accepting cannot starve IO.
 const ACCEPTS_PER_TURN: usize = 16;
 /// Commands executed per queue pair per turn at most, so one queue cannot starve the others.
@@ -134,7 +154,7 @@ impl Default for GatewayOptions {
     fn default() -> Self {
         GatewayOptions {
             cores: vec![0],
-            idle: IdlePolicy::BusyPoll,
+            idle: IdlePolicy::default(),
             trtype: TrType::Tcp,
             clock: Arc::new(MonotonicClock::new()),
         }
@@ -152,6 +172,12 @@ pub struct GatewayContext {
     discovery_genctr: AtomicU64,
     discovery_digest: AtomicU64,
     next_qpair_id: AtomicU64,
+    /// Bumped when a controller changes in a way the queues of every core
+    /// must see now (destroyed, reset, a new event): each core then sweeps
+    /// its queue pairs. The reactors are woken too, so none sleeps through it.
+    pokes: AtomicU64,
+    /// The reactors to wake on a poke (set once they run).
+    wakers: OnceLock<Vec<Waker>>,
 }
 
 impl GatewayContext {
@@ -164,6 +190,8 @@ impl GatewayContext {
             discovery_genctr: AtomicU64::new(0),
             discovery_digest: AtomicU64::new(0),
             next_qpair_id: AtomicU64::new(1),
+            pokes: AtomicU64::new(0),
+            wakers: OnceLock::new(),
         })
     }
 
@@ -182,6 +210,18 @@ impl GatewayContext {
     /// instead of at its next periodic scan.
     pub fn config_changed(&self) {
         self.config_generation.fetch_add(1, Ordering::AcqRel);
+        // Reactor 0 applies it; the others deliver what it changed (ANA states are read by admin queues).
+        self.poke();
+    }
+
+    /// Makes every core sweep its queue pairs on its next turn, and wakes them.
+    pub fn poke(&self) {
+        self.pokes.fetch_add(1, Ordering::AcqRel);
+        if let Some(wakers) = self.wakers.get() {
+            for w in wakers {
+                w.wake();
+            }
+        }
     }
 
     /// Live controllers (of `subnqn` when given), for `nvmf_subsystem_get_controllers`.
@@ -224,6 +264,8 @@ impl GatewayContext {
         if !any_change {
             return true;
         }
+        // Namespace events and destroyed controllers reach queues on every core.
+        self.poke();
         for ctrl in self.registry.list(None) {
             let why = match state.subsystem(&ctrl.subnqn) {
                 None => Some("its subsystem was deleted"),
@@ -248,23 +290,15 @@ impl GatewayContext {
     }
 }
 
-/// Busy and idle time of one reactor, published for `framework_get_reactors`.
+/// Queue pairs on one reactor, published for `framework_get_reactors` (the
+/// reactor's busy, idle and sleep times come from the engine's
+/// [`engine::ReactorStats`]).
 #[derive(Debug, Default)]
-pub struct ReactorStats {
-    busy_ns: AtomicU64,
-    idle_ns: AtomicU64,
+pub struct CoreGauges {
     qpairs: AtomicU64,
 }
 
-impl ReactorStats {
-    /// Nanoseconds spent on turns that found work.
-    pub fn busy_ns(&self) -> u64 {
-        self.busy_ns.load(Ordering::Relaxed)
-    }
-    /// Nanoseconds spent on turns that found none.
-    pub fn idle_ns(&self) -> u64 {
-        self.idle_ns.load(Ordering::Relaxed)
-    }
+impl CoreGauges {
     /// Queue pairs on the reactor.
     pub fn qpairs(&self) -> u64 {
         self.qpairs.load(Ordering::Relaxed)
@@ -309,6 +343,19 @@ enum Teardown {
     ConnectTimeout,
 }
 
+/// How a reactor learns that a queue pair or listener has something new.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Readiness {
+    /// Not yet in the reactor's epoll set (it was added outside a turn):
+    /// polled every turn until a turn registers it.
+    Unregistered,
+    /// In the epoll set: polled while hot, and again when epoll reports it.
+    Evented,
+    /// No descriptor (an in-process fake transport) or the kernel refused
+    /// it: polled on every turn, and the reactor never sleeps while it exists.
+    Polled,
+}
+
 /// The inboxes of every core of a gateway, set once the reactors run.
 type Peers<L> = Arc<OnceLock<Vec<ReactorSender<GatewayCore<L>>>>>;
 
@@ -326,24 +373,51 @@ struct QpairEntry<Q> {
     /// Torn down, waiting for `in_flight` to reach 0 before it is dropped;
     /// never read from again.
     draining: bool,
+    readiness: Readiness,
+    /// On the core's hot list (polled every turn).
+    hot: bool,
+    /// Polls in a row that found it quiescent while hot.
+    quiet_polls: u8,
+}
+
+/// One listener of reactor 0.
+struct ListenerEntry<L> {
+    origin: QpairOrigin,
+    listener: L,
+    readiness: Readiness,
+    /// Connections may be waiting: try `accept` this turn.
+    pending: bool,
 }
 
 /// One core's share of the gateway: its listeners (reactor 0), its queue
 /// pairs, and the ring to the other cores. Generic over the transport's
 /// listener (and so its queue pair type): TCP today, RDMA later.
+///
+/// A turn touches only the queue pairs on the hot list: those that did work
+/// in the last few polls, those epoll reported, and those without a
+/// descriptor. An idle connection costs nothing per turn; it is looked at
+/// again when its socket has news or when a timer of its (keep-alive, the
+/// Connect deadline) is due, found by a sweep over every queue pair.
 pub struct GatewayCore<L: TargetListener + 'static> {
     index: usize,
     ctx: Arc<GatewayContext>,
-    listeners: Vec<(QpairOrigin, L)>,
-    qpairs: Vec<QpairEntry<L::Qpair>>,
+    listeners: Vec<ListenerEntry<L>>,
+    /// Queue pairs by slot; a slot is the pair's epoll token and never moves.
+    slots: Vec<Option<QpairEntry<L::Qpair>>>,
+    free_slots: Vec<usize>,
+    live_qpairs: usize,
+    /// Slots polled every turn.
+    hot: Vec<usize>,
     peers: Peers<L>,
     next_peer: usize,
-    stats: Arc<ReactorStats>,
-    last_turn_ns: Option<u64>,
-    last_turn_busy: bool,
-    busy_ns: u64,
-    idle_ns: u64,
-    next_publish_ns: u64,
+    gauges: Arc<CoreGauges>,
+    /// Work of the last turn: an idle turn asks epoll what became ready.
+    last_turn_work: usize,
+    turns_since_collect: u32,
+    /// When the next sweep is due (the earliest timer of any queue pair).
+    next_sweep_ns: u64,
+    /// The context's poke count last swept for.
+    seen_pokes: u64,
     seen_config_generation: u64,
     next_scan_ns: u64,
     /// This core's AIO context (set up on first use).
@@ -357,39 +431,45 @@ impl<L: TargetListener + 'static> GatewayCore<L> {
             index,
             ctx,
             listeners: Vec::new(),
-            qpairs: Vec::new(),
+            slots: Vec::new(),
+            free_slots: Vec::new(),
+            live_qpairs: 0,
+            hot: Vec::new(),
             peers: Arc::new(OnceLock::new()),
             next_peer: 0,
-            stats: Arc::new(ReactorStats::default()),
-            last_turn_ns: None,
-            last_turn_busy: false,
-            busy_ns: 0,
-            idle_ns: 0,
-            next_publish_ns: 0,
+            gauges: Arc::new(CoreGauges::default()),
+            last_turn_work: 0,
+            turns_since_collect: 0,
+            next_sweep_ns: 0,
+            seen_pokes: 0,
             seen_config_generation: u64::MAX,
             next_scan_ns: 0,
             aio: AioEngine::new(),
         }
     }
 
-    fn with_peers(mut self, peers: Peers<L>, stats: Arc<ReactorStats>) -> Self {
+    fn with_peers(mut self, peers: Peers<L>, gauges: Arc<CoreGauges>) -> Self {
         self.peers = peers;
-        self.stats = stats;
+        self.gauges = gauges;
         self
     }
 
     /// Takes a listener: its accepted connections are spread over the cores.
     pub fn add_listener(&mut self, origin: QpairOrigin, listener: L) {
         log_event(format_args!("listening on {}", origin.listen));
-        self.listeners.push((origin, listener));
+        self.listeners.push(ListenerEntry { origin, listener, readiness: Readiness::Unregistered, pending: true });
     }
 
     /// Closes the listener on `addr`; returns false if there was none.
     pub fn remove_listener(&mut self, addr: &ListenAddress) -> bool {
         let before = self.listeners.len();
-        self.listeners.retain(|(o, _)| &o.listen != addr);
+        self.listeners.retain(|l| &l.origin.listen != addr);
         let removed = self.listeners.len() != before;
         if removed {
+            // Listener tokens are positions, which just moved: look at every listener once.
+            for l in &mut self.listeners {
+                l.pending = true;
+            }
             log_event(format_args!("stopped listening on {addr}"));
         }
         removed
@@ -398,7 +478,7 @@ impl<L: TargetListener + 'static> GatewayCore<L> {
     /// Takes an accepted queue pair; it waits for Connect.
     pub fn add_qpair(&mut self, qpair: L::Qpair, origin: QpairOrigin) {
         let id = self.ctx.next_qpair_id.fetch_add(1, Ordering::Relaxed);
-        self.qpairs.push(QpairEntry {
+        let entry = QpairEntry {
             qpair,
             origin,
             role: QpairRole::AwaitingConnect { since_ns: None },
@@ -407,13 +487,35 @@ impl<L: TargetListener + 'static> GatewayCore<L> {
             id,
             in_flight: 0,
             draining: false,
-        });
-        self.stats.qpairs.store(self.qpairs.len() as u64, Ordering::Relaxed);
+            readiness: Readiness::Unregistered,
+            hot: false,
+            quiet_polls: 0,
+        };
+        let slot = match self.free_slots.pop() {
+            Some(slot) => {
+                self.slots[slot] = Some(entry);
+                slot
+            }
+            None => {
+                self.slots.push(Some(entry));
+                self.slots.len() - 1
+            }
+        };
+        self.live_qpairs += 1;
+        self.make_hot(slot);
+        // Its Connect deadline starts on the next sweep.
+        self.next_sweep_ns = 0;
+        self.gauges.qpairs.store(self.live_qpairs as u64, Ordering::Relaxed);
     }
 
     /// Queue pairs on this core (draining ones included).
     pub fn num_qpairs(&self) -> usize {
-        self.qpairs.len()
+        self.live_qpairs
+    }
+
+    /// Queue pairs polled on every turn (the rest wait for an event or a timer).
+    pub fn num_hot_qpairs(&self) -> usize {
+        self.hot.len()
     }
 
     /// Commands of this core on AIO bdevs, submitted or about to be, not yet completed.
@@ -421,55 +523,109 @@ impl<L: TargetListener + 'static> GatewayCore<L> {
         self.aio.busy()
     }
 
-    /// Step 1 of a turn: tears down every queue pair of a dead, reset or
-    /// keep-alive-expired controller. Runs before any socket is read (see the
-    /// module comment: no stale write after the host failed over).
-    fn reap(&mut self, now_ns: u64) -> usize {
-        let mut torn = 0;
-        let mut i = 0;
-        while i < self.qpairs.len() {
-            if self.qpairs[i].draining {
-                if self.qpairs[i].in_flight == 0 {
-                    self.finish_teardown(i);
-                    torn += 1;
-                } else {
-                    i += 1;
-                }
-                continue;
-            }
-            let reason = match &mut self.qpairs[i].role {
-                QpairRole::AwaitingConnect { since_ns } => {
-                    let since = *since_ns.get_or_insert(now_ns);
-                    (now_ns.saturating_sub(since) > CONNECT_WAIT_NS).then_some(Teardown::ConnectTimeout)
-                }
-                QpairRole::Admin(a) => liveness(&a.ctrl, now_ns),
-                QpairRole::Io(io) => liveness(&io.ctrl, now_ns)
-                    .or_else(|| (io.epoch != io.ctrl.reset_epoch()).then_some(Teardown::ControllerReset)),
-            };
-            match reason {
-                Some(r) => {
-                    torn += 1;
-                    if !self.teardown(i, r) {
-                        i += 1;
-                    }
-                }
-                None => i += 1,
+    /// Puts queue pair `slot` on the hot list (polled every turn until it goes quiet).
+    fn make_hot(&mut self, slot: usize) {
+        if let Some(Some(e)) = self.slots.get_mut(slot) {
+            e.quiet_polls = 0;
+            if !e.hot {
+                e.hot = true;
+                self.hot.push(slot);
             }
         }
+    }
+
+    /// Marks what epoll reported: queue pairs go on the hot list, listeners get an `accept`.
+    fn take_ready(&mut self, rctx: &mut ReactorCtx) {
+        let set = rctx.wake_set();
+        if self.last_turn_work == 0 || self.turns_since_collect >= COLLECT_EVERY_TURNS {
+            set.collect_ready();
+            self.turns_since_collect = 0;
+        } else {
+            self.turns_since_collect += 1;
+        }
+        for token in set.take_ready() {
+            if token & LISTENER_TOKEN != 0 {
+                if let Some(l) = self.listeners.get_mut((token & !LISTENER_TOKEN) as usize) {
+                    l.pending = true;
+                }
+            } else if let Some(Some(e)) = self.slots.get_mut(token as usize) {
+                e.quiet_polls = 0;
+                if !e.hot {
+                    e.hot = true;
+                    self.hot.push(token as usize);
+                }
+            }
+        }
+    }
+
+    /// Liveness of queue pair `slot` at `now_ns` (the stale-write rule:
+    /// checked before its socket is read): why it must go, if it must.
+    fn check_liveness(e: &mut QpairEntry<L::Qpair>, now_ns: u64) -> Option<Teardown> {
+        match &mut e.role {
+            QpairRole::AwaitingConnect { since_ns } => {
+                let since = *since_ns.get_or_insert(now_ns);
+                (now_ns.saturating_sub(since) > CONNECT_WAIT_NS).then_some(Teardown::ConnectTimeout)
+            }
+            QpairRole::Admin(a) => liveness(&a.ctrl, now_ns),
+            QpairRole::Io(io) => liveness(&io.ctrl, now_ns)
+                .or_else(|| (io.epoch != io.ctrl.reset_epoch()).then_some(Teardown::ControllerReset)),
+        }
+    }
+
+    /// When queue pair `e` next needs a look although its socket says nothing.
+    fn timer_deadline_ns(e: &QpairEntry<L::Qpair>) -> Option<u64> {
+        if e.draining {
+            return None;
+        }
+        match &e.role {
+            QpairRole::AwaitingConnect { since_ns } => {
+                Some(since_ns.map_or(0, |s| s.saturating_add(CONNECT_WAIT_NS).saturating_add(1)))
+            }
+            QpairRole::Admin(a) => a.ctrl.keep_alive_deadline_ns(),
+            QpairRole::Io(io) => io.ctrl.keep_alive_deadline_ns(),
+        }
+    }
+
+    /// Looks at every queue pair: tears down those whose controller died, was
+    /// reset or timed out, and those that never connected; after a poke
+    /// (`poked`: a controller changed elsewhere) puts every admin queue on the
+    /// hot list so it delivers its events. Sets the next sweep's time.
+    fn sweep(&mut self, now_ns: u64, poked: bool) -> usize {
+        let mut torn = 0;
+        let mut next_ns = now_ns.saturating_add(MAX_SWEEP_INTERVAL_NS);
+        for slot in 0..self.slots.len() {
+            let Some(e) = self.slots[slot].as_mut() else { continue };
+            if e.draining {
+                continue;
+            }
+            if let Some(reason) = Self::check_liveness(e, now_ns) {
+                torn += 1;
+                self.teardown(slot, reason);
+                continue;
+            }
+            if poked && matches!(e.role, QpairRole::Admin(_)) {
+                self.make_hot(slot);
+            }
+            if let Some(d) = self.slots[slot].as_ref().and_then(Self::timer_deadline_ns) {
+                next_ns = next_ns.min(d);
+            }
+        }
+        self.next_sweep_ns = next_ns.max(now_ns.saturating_add(1));
         torn
     }
 
-    /// Tears queue pair `i` down: from now on nothing is read from it. If it
-    /// has no command on the bdev it is removed (swap-remove) and dropped,
-    /// which closes its connection, and true is returned; otherwise it is left
-    /// draining (see the module comment) and false is returned.
-    fn teardown(&mut self, i: usize, reason: Teardown) -> bool {
-        let e = &mut self.qpairs[i];
+    /// Tears queue pair `slot` down: from now on nothing is read from it. If
+    /// it has no command on the bdev it is dropped, which closes its
+    /// connection; otherwise it is left draining on the hot list (see the
+    /// module comment) until its commands finish.
+    fn teardown(&mut self, slot: usize, reason: Teardown) {
+        let Some(e) = self.slots[slot].as_mut() else { return };
         if e.draining {
-            return false;
+            return;
         }
         e.draining = true;
         let sqhd = e.sqhd;
+        let mut destroyed = false;
         match &mut e.role {
             QpairRole::AwaitingConnect { .. } => {}
             QpairRole::Admin(a) => {
@@ -479,6 +635,7 @@ impl<L: TargetListener + 'static> GatewayCore<L> {
                     let _ = e.qpair.flush();
                 }
                 if self.ctx.registry.destroy(&a.ctrl) {
+                    destroyed = true;
                     let why = match &reason {
                         Teardown::KeepAliveExpired => "keep-alive timeout".to_string(),
                         Teardown::Transport(err) => format!("admin queue closed ({err})"),
@@ -493,6 +650,7 @@ impl<L: TargetListener + 'static> GatewayCore<L> {
             QpairRole::Io(io) => {
                 if let Teardown::KeepAliveExpired = reason {
                     if self.ctx.registry.destroy(&io.ctrl) {
+                        destroyed = true;
                         log_event(format_args!(
                             "controller {} of {} (host {}) destroyed: keep-alive timeout",
                             io.ctrl.cntlid, io.ctrl.subnqn, io.ctrl.hostnqn
@@ -501,31 +659,52 @@ impl<L: TargetListener + 'static> GatewayCore<L> {
                 }
             }
         }
-        if e.in_flight == 0 {
-            self.finish_teardown(i);
-            true
+        let idle = e.in_flight == 0;
+        if destroyed {
+            // Its queues on other cores (and cold ones here) must go now, not at their next event.
+            self.ctx.poke();
+        }
+        if idle {
+            self.finish_teardown(slot);
         } else {
-            false
+            self.make_hot(slot);
         }
     }
 
-    /// Removes a torn-down queue pair with nothing in flight and drops it (closing its connection).
-    fn finish_teardown(&mut self, i: usize) {
-        let e = self.qpairs.swap_remove(i);
+    /// Drops a torn-down queue pair with nothing in flight (closing its connection).
+    fn finish_teardown(&mut self, slot: usize) {
+        let Some(e) = self.slots[slot].take() else { return };
         debug_assert!(e.draining && e.in_flight == 0);
-        self.stats.qpairs.store(self.qpairs.len() as u64, Ordering::Relaxed);
+        if e.hot {
+            if let Some(position) = self.hot.iter().position(|&s| s == slot) {
+                self.hot.swap_remove(position);
+            }
+        }
+        self.free_slots.push(slot);
+        self.live_qpairs -= 1;
+        self.gauges.qpairs.store(self.live_qpairs as u64, Ordering::Relaxed);
         if let QpairRole::Io(io) = &e.role {
             io.ctrl.release_io_qid(io.qid, io.epoch);
         }
+        // Dropping the queue pair closes its socket, which also takes it out of the epoll set.
         drop(e);
+    }
+
+    /// The queue pair an AIO tag names, if it is still the one that submitted it.
+    fn entry_for<'a>(
+        slots: &'a mut [Option<QpairEntry<L::Qpair>>],
+        tag: &AioTag,
+    ) -> Option<&'a mut QpairEntry<L::Qpair>> {
+        slots.get_mut(tag.qpair_slot as usize)?.as_mut().filter(|e| e.id == tag.qpair_id)
     }
 
     /// Completes the AIOs that finished (on their queue pairs, all on this core).
     fn complete_aio(&mut self) -> usize {
-        let qpairs = &mut self.qpairs;
+        let slots = &mut self.slots;
+        let hot = &mut self.hot;
         let core = self.index;
         self.aio.reap(|done| {
-            if let Some(e) = qpairs.iter_mut().find(|e| e.id == done.tag.qpair_id) {
+            if let Some(e) = Self::entry_for(slots, &done.tag) {
                 e.in_flight = e.in_flight.saturating_sub(1);
                 let sqid = match &e.role {
                     QpairRole::Io(io) => {
@@ -544,16 +723,21 @@ impl<L: TargetListener + 'static> GatewayCore<L> {
                 let cqe =
                     Cqe { sqhd: e.sqhd, sqid, cid: done.tag.cid, status: done.status.to_field(), ..Cqe::default() };
                 e.qpair.complete(done.tag.slot, &cqe, data_len);
+                // The hot loop sends the CQE (or finishes a draining pair).
+                e.quiet_polls = 0;
+                if !e.hot {
+                    e.hot = true;
+                    hot.push(done.tag.qpair_slot as usize);
+                }
             }
         })
     }
 
     /// Submits the AIOs prepared this turn; completes at once those the kernel refused.
     fn submit_aio(&mut self) {
-        let qpairs = &mut self.qpairs;
-        let mut refused = false;
+        let slots = &mut self.slots;
         self.aio.submit(|tag, status| {
-            if let Some(e) = qpairs.iter_mut().find(|e| e.id == tag.qpair_id) {
+            if let Some(e) = Self::entry_for(slots, &tag) {
                 e.in_flight = e.in_flight.saturating_sub(1);
                 let sqid = match &e.role {
                     QpairRole::Io(io) => io.qid,
@@ -561,30 +745,44 @@ impl<L: TargetListener + 'static> GatewayCore<L> {
                 };
                 let cqe = Cqe { sqhd: e.sqhd, sqid, cid: tag.cid, status: status.to_field(), ..Cqe::default() };
                 e.qpair.complete(tag.slot, &cqe, 0);
-                refused = true;
-            }
-        });
-        if refused {
-            for e in &mut self.qpairs {
+                // It was polled this turn, so it is hot: the next turn finishes a draining pair.
                 let _ = e.qpair.flush();
             }
-        }
+        });
     }
 
     /// Step 2: accepts pending connections and hands them out round-robin.
     fn accept(&mut self, rctx: &mut ReactorCtx) -> usize {
         let mut accepted = Vec::new();
-        for (origin, listener) in &mut self.listeners {
+        for (position, l) in self.listeners.iter_mut().enumerate() {
+            if l.readiness == Readiness::Unregistered {
+                l.readiness = match l.listener.wake_fd() {
+                    Some(fd) if rctx.wake_set().register(fd, LISTENER_TOKEN | position as u64).is_ok() => {
+                        Readiness::Evented
+                    }
+                    _ => Readiness::Polled,
+                };
+            }
+            if !l.pending && l.readiness == Readiness::Evented {
+                continue;
+            }
+            // Drained (accept said "none") unless the per-turn cap stopped us first.
+            let mut drained = false;
             for _ in 0..ACCEPTS_PER_TURN {
-                match listener.accept() {
-                    Ok(Some(qp)) => accepted.push((qp, origin.clone())),
-                    Ok(None) => break,
+                match l.listener.accept() {
+                    Ok(Some(qp)) => accepted.push((qp, l.origin.clone())),
+                    Ok(None) => {
+                        drained = true;
+                        break;
+                    }
                     Err(e) => {
-                        log_event(format_args!("accept on {}: {e}", origin.listen));
+                        log_event(format_args!("accept on {}: {e}", l.origin.listen));
+                        drained = true;
                         break;
                     }
                 }
             }
+            l.pending = !drained;
         }
         let n = accepted.len();
         for (qp, origin) in accepted {
@@ -612,37 +810,75 @@ impl<L: TargetListener + 'static> GatewayCore<L> {
         }
     }
 
-    /// Step 3: polls every queue pair and executes its ready commands.
-    fn poll_qpairs(&mut self, now_ns: u64) -> usize {
+    /// Step 3: polls the hot queue pairs and executes their ready commands;
+    /// those that stayed quiet for a few polls leave the list.
+    fn poll_hot(&mut self, rctx: &mut ReactorCtx, now_ns: u64) -> usize {
         let mut work = 0;
-        let mut i = 0;
-        while i < self.qpairs.len() {
-            match self.service(i, now_ns) {
+        let mut k = 0;
+        while k < self.hot.len() {
+            let slot = self.hot[k];
+            let Some(e) = self.slots[slot].as_mut() else {
+                self.hot.swap_remove(k);
+                continue;
+            };
+            if e.readiness == Readiness::Unregistered {
+                e.readiness = match e.qpair.wake_fd() {
+                    Some(fd) if rctx.wake_set().register(fd, slot as u64).is_ok() => Readiness::Evented,
+                    _ => Readiness::Polled,
+                };
+            }
+            if e.draining {
+                // Never read again; only send the CQEs of AIOs that completed (if the connection still works).
+                let _ = e.qpair.flush();
+                if e.in_flight == 0 {
+                    // Takes it off the list: position k now holds another slot.
+                    self.finish_teardown(slot);
+                    work += 1;
+                } else {
+                    k += 1;
+                }
+                continue;
+            }
+            // The stale-write rule: liveness before any read of this socket.
+            let outcome = match Self::check_liveness(e, now_ns) {
+                Some(reason) => Err(reason),
+                None => self.service(slot, now_ns),
+            };
+            match outcome {
                 Ok(n) => {
                     work += n;
-                    i += 1;
+                    let Some(e) = self.slots[slot].as_mut() else { continue };
+                    if n == 0 && e.readiness == Readiness::Evented && e.qpair.quiescent() {
+                        e.quiet_polls = e.quiet_polls.saturating_add(1);
+                    } else {
+                        e.quiet_polls = 0;
+                    }
+                    if e.quiet_polls >= HOT_QUIET_POLLS {
+                        e.hot = false;
+                        self.hot.swap_remove(k);
+                    } else {
+                        k += 1;
+                    }
                 }
                 Err(reason) => {
-                    if !self.teardown(i, reason) {
-                        i += 1;
-                    }
                     work += 1;
+                    self.teardown(slot, reason);
+                    // Draining, it stays on the list; gone, it was taken off and
+                    // position k now holds another slot.
+                    if self.slots[slot].is_some() {
+                        k += 1;
+                    }
                 }
             }
         }
         work
     }
 
-    fn service(&mut self, i: usize, now_ns: u64) -> Result<usize, Teardown> {
+    fn service(&mut self, slot: usize, now_ns: u64) -> Result<usize, Teardown> {
         let ctx = &*self.ctx;
         let aio = &mut self.aio;
         let core = self.index;
-        let e = &mut self.qpairs[i];
-        if e.draining {
-            // Never read again; only send the CQEs of AIOs that completed (if the connection still works).
-            let _ = e.qpair.flush();
-            return Ok(0);
-        }
+        let Some(e) = self.slots[slot].as_mut() else { return Ok(0) };
         let mut work = e.qpair.poll(now_ns).map_err(Teardown::Transport)?;
         if let QpairRole::Io(io) = &mut e.role {
             // One atomic load per turn; the lock is taken only when the table changed.
@@ -651,6 +887,7 @@ impl<L: TargetListener + 'static> GatewayCore<L> {
             }
         }
         let mut close_after = None;
+        let mut poke = false;
         for _ in 0..COMMANDS_PER_TURN {
             if !aio.has_free_slot() {
                 // Every AIO slot of this core is busy: leave commands queued until some complete.
@@ -691,7 +928,8 @@ impl<L: TargetListener + 'static> GatewayCore<L> {
                             complete(&mut e.qpair, &cmd, io.qid, e.sqhd, status, 0, 0, data_len)
                         }
                         io_cmd::IoResult::Aio(req) => {
-                            let tag = AioTag { qpair_id: e.id, slot: cmd.slot, cid: cmd.sqe.cid };
+                            let tag =
+                                AioTag { qpair_id: e.id, qpair_slot: slot as u32, slot: cmd.slot, cid: cmd.sqe.cid };
                             let data: &[u8] = if req.op == AioOp::Write { e.qpair.data_mut(cmd.slot) } else { &[] };
                             match aio.prepare(req, tag, data) {
                                 Ok(()) => e.in_flight += 1,
@@ -706,18 +944,24 @@ impl<L: TargetListener + 'static> GatewayCore<L> {
                         discovery_genctr: ctx.discovery_genctr.load(Ordering::Acquire),
                         now_ns,
                     };
+                    let epoch = a.ctrl.reset_epoch();
                     match a.execute(&mut e.qpair, &cmd, &env) {
                         AdminOutcome::Complete { status, dw0, dw1, data_len } => {
                             complete(&mut e.qpair, &cmd, 0, e.sqhd, status, dw0, dw1, data_len)
                         }
                         AdminOutcome::Deferred => {}
                     }
+                    // A reset (CC.EN 1 → 0) ends the IO queues on every core, cold ones too.
+                    poke |= a.ctrl.reset_epoch() != epoch;
                 }
                 QpairRole::AwaitingConnect { .. } => on_connect(ctx, e, &cmd, now_ns),
             }
         }
         if let QpairRole::Admin(a) = &mut e.role {
             work += a.deliver_events(&mut e.qpair, e.sqhd);
+        }
+        if poke {
+            ctx.poke();
         }
         e.qpair.flush().map_err(Teardown::Transport)?;
         match close_after {
@@ -738,25 +982,7 @@ impl<L: TargetListener + 'static> GatewayCore<L> {
         }
         0
     }
-
-    fn account(&mut self, now_ns: u64) {
-        if let Some(last) = self.last_turn_ns {
-            let dt = now_ns.saturating_sub(last);
-            if self.last_turn_busy {
-                self.busy_ns += dt;
-            } else {
-                self.idle_ns += dt;
-            }
-        }
-        self.last_turn_ns = Some(now_ns);
-        if now_ns >= self.next_publish_ns {
-            self.stats.busy_ns.store(self.busy_ns, Ordering::Relaxed);
-            self.stats.idle_ns.store(self.idle_ns, Ordering::Relaxed);
-            self.next_publish_ns = now_ns.saturating_add(STATS_PUBLISH_INTERVAL_NS);
-        }
-    }
 }
-
 /// Is the controller still alive at `now_ns`?
 #[inline]
 fn liveness(ctrl: &Controller, now_ns: u64) -> Option<Teardown> {
@@ -842,24 +1068,50 @@ fn on_connect<Q: TargetQpair>(ctx: &GatewayContext, e: &mut QpairEntry<Q>, cmd: 
 impl<L: TargetListener + 'static> Poller for GatewayCore<L> {
     fn poll(&mut self, rctx: &mut ReactorCtx) -> usize {
         let now_ns = rctx.now_ns;
-        self.account(now_ns);
-        // Order matters: liveness before any socket read (module comment).
-        let mut work = self.reap(now_ns);
+        self.take_ready(rctx);
+        // Liveness before any socket read (module comment): the sweep checks
+        // every queue pair when a timer of one is due or a controller changed
+        // elsewhere; the hot loop checks each one again right before reading it.
+        let pokes = self.ctx.pokes.load(Ordering::Acquire);
+        let mut work = 0;
+        if pokes != self.seen_pokes || now_ns >= self.next_sweep_ns {
+            let poked = pokes != self.seen_pokes;
+            self.seen_pokes = pokes;
+            work += self.sweep(now_ns, poked);
+        }
         work += self.accept(rctx);
-        // AIO completions are queued on their queue pairs here and sent by the flush in poll_qpairs.
+        // AIO completions are queued on their queue pairs here and sent by the flush in poll_hot.
         work += self.complete_aio();
-        work += self.poll_qpairs(now_ns);
+        work += self.poll_hot(rctx, now_ns);
         if self.aio.busy() != 0 {
             self.submit_aio();
         }
         if self.index == 0 {
             work += self.watch_config(now_ns);
         }
-        self.last_turn_busy = work > 0;
+        self.last_turn_work = work;
         work
     }
-}
 
+    fn next_deadline_ns(&self, now_ns: u64) -> Option<u64> {
+        // Hot queue pairs are polled until they go quiet; AIO completions are
+        // reaped by polling; a listener without a descriptor is polled.
+        if !self.hot.is_empty()
+            || self.aio.busy() != 0
+            || self.listeners.iter().any(|l| l.pending || l.readiness != Readiness::Evented)
+            || self.ctx.pokes.load(Ordering::Acquire) != self.seen_pokes
+        {
+            return Some(now_ns);
+        }
+        // Reactor 0's periodic configuration scan is for changes nobody
+        // announced; every RPC announces its change and wakes it, so asleep it
+        // waits for that.
+        if self.index == 0 && self.ctx.config_generation.load(Ordering::Acquire) != self.seen_config_generation {
+            return Some(now_ns);
+        }
+        Some(self.next_sweep_ns.max(now_ns))
+    }
+}
 struct Running<L: TargetListener + 'static> {
     reactors: ReactorSet<GatewayCore<L>>,
 }
@@ -874,7 +1126,10 @@ pub struct Gateway<T: TargetTransport> {
     ctx: Arc<GatewayContext>,
     trtype: TrType,
     cores: Vec<usize>,
+    gauges: Vec<Arc<CoreGauges>>,
+    /// Each reactor's busy, idle and sleep times (the engine's).
     stats: Vec<Arc<ReactorStats>>,
+    idle: IdlePolicy,
     run: Mutex<Option<Running<T::Listener>>>,
     listening: Mutex<Vec<ListenAddress>>,
 }
@@ -888,25 +1143,29 @@ impl<T: TargetTransport> Gateway<T> {
         }
         let ctx = GatewayContext::new(state);
         let peers: Peers<T::Listener> = Arc::new(OnceLock::new());
-        let stats: Vec<Arc<ReactorStats>> = opts.cores.iter().map(|_| Arc::new(ReactorStats::default())).collect();
+        let gauges: Vec<Arc<CoreGauges>> = opts.cores.iter().map(|_| Arc::new(CoreGauges::default())).collect();
         let make = {
-            let (ctx, peers, stats) = (ctx.clone(), peers.clone(), stats.clone());
+            let (ctx, peers, gauges) = (ctx.clone(), peers.clone(), gauges.clone());
             move |index: usize| {
-                let s = stats.get(index).cloned().unwrap_or_default();
-                GatewayCore::new(index, ctx.clone()).with_peers(peers.clone(), s)
+                let g = gauges.get(index).cloned().unwrap_or_default();
+                GatewayCore::new(index, ctx.clone()).with_peers(peers.clone(), g)
             }
         };
         let reactors = ReactorSet::start("reactor", &opts.cores, opts.clock.clone(), opts.idle, make)
             .map_err(GatewayError::Start)?;
         // Set before any listener exists, so no connection is accepted without its peers.
         let _ = peers.set(reactors.senders().to_vec());
-        log_event(format_args!("gateway started on cores {:?} ({:?})", opts.cores, opts.idle));
+        let _ = ctx.wakers.set(reactors.senders().iter().map(|s| s.waker().clone()).collect());
+        let stats = (0..opts.cores.len()).filter_map(|i| reactors.stats(i).cloned()).collect();
+        log_event(format_args!("gateway started on cores {:?} (idle policy {})", opts.cores, opts.idle.name()));
         Ok(Gateway {
             transport,
             ctx,
             trtype: opts.trtype,
             cores: opts.cores,
+            gauges,
             stats,
+            idle: opts.idle,
             run: Mutex::new(Some(Running { reactors })),
             listening: Mutex::new(Vec::new()),
         })
@@ -979,25 +1238,31 @@ impl<T: TargetTransport> Gateway<T> {
     }
 
     /// SPDK's `framework_get_reactors` result: ticks are nanoseconds.
+    /// Beside SPDK's keys: `idle_policy` (busy, adaptive or interrupt), and
+    /// `sleeps` and `slept` (times and nanoseconds asleep in `epoll_wait`,
+    /// part of `idle`).
     pub fn reactors(&self) -> Value {
         let reactors: Vec<Value> = self
             .cores
             .iter()
-            .zip(&self.stats)
+            .zip(self.stats.iter().zip(&self.gauges))
             .enumerate()
-            .map(|(index, (&core, s))| {
+            .map(|(index, (&core, (s, g)))| {
                 let (busy, idle) = (s.busy_ns(), s.idle_ns());
                 json!({
                     "lcore": core,
                     "busy": busy,
                     "idle": idle,
-                    "in_interrupt": false,
+                    "in_interrupt": s.asleep(),
+                    "idle_policy": self.idle.name(),
+                    "sleeps": s.sleeps(),
+                    "slept": s.slept_ns(),
                     "lw_threads": [{
                         "name": format!("nvmf_tgt_poll_group_{index}"),
                         "id": index + 1,
                         "cpumask": format!("{:x}", 1u128 << (core.min(127))),
                         "elapsed": busy + idle,
-                        "qpairs": s.qpairs(),
+                        "qpairs": g.qpairs(),
                     }],
                 })
             })

@@ -201,13 +201,15 @@ fn read_write<Q: TargetQpair>(
         }
         Ok(_) => {}
     }
-    let buf = q.data_mut(cmd.slot);
-    if buf.len() as u64 != len_bytes {
-        // The SGL is right but the transport could not complete the data phase (it hands
-        // such a command over with a short buffer, e.g. after a data digest error):
-        // a transient transport error, which the host may retry (NVMe/TCP 1.0c §3.6.2.7).
-        return IoResult::err(Status::generic(TRANSIENT_TRANSPORT_ERROR));
+    if q.data_mut(cmd.slot).len() as u64 != len_bytes {
+        // The transport could not take the data: an SGL form it does not carry
+        // (a keyed SGL on TCP: SGL Descriptor Type Invalid, DNR), or a data phase
+        // that failed (a data digest error: Transient Transport Error, which the
+        // host may retry, NVMe/TCP 1.0c §3.6.2.7).
+        let status = q.data_fault_status(cmd.slot).unwrap_or(Status::generic(TRANSIENT_TRANSPORT_ERROR));
+        return IoResult::err(status);
     }
+    let buf = q.data_mut(cmd.slot);
     let offset_bytes = slba * u64::from(ns.block_size);
     if sqe.opc == io::READ {
         // Zero-copy where the bdev allows it: the transport sends from the bdev's memory.

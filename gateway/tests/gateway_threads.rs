@@ -20,7 +20,7 @@ fn start(cores: Vec<usize>) -> (Gateway<FakeTransport>, FakeTransport) {
     let transport = FakeTransport::default();
     let opts = GatewayOptions {
         cores,
-        idle: IdlePolicy::YieldAfter(1),
+        idle: IdlePolicy::adaptive(),
         trtype: TrType::Tcp,
         clock: Arc::new(MonotonicClock::new()),
     };

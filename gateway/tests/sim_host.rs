@@ -44,10 +44,10 @@ impl World {
         }
         let ctx = GatewayContext::new(state);
         let shared_clock: Arc<dyn Clock> = Arc::new(clock.clone());
-        let mut gateway = Reactor::new(0, 0, GatewayCore::new(0, ctx), shared_clock.clone(), 64);
+        let mut gateway = Reactor::new(0, 0, GatewayCore::new(0, ctx), shared_clock.clone(), 64).expect("reactor");
         let listener = net.target().listen("127.0.0.2", "4420", &TargetOptions::default()).unwrap();
         gateway.poller().add_listener(QpairOrigin { listen, opts: TargetOptions::default() }, listener);
-        let host = Reactor::new(0, 1, HostCore::new(net.host()), shared_clock, 64);
+        let host = Reactor::new(0, 1, HostCore::new(net.host()), shared_clock, 64).expect("reactor");
         World { clock, gateway, host, turns: 0 }
     }
 

@@ -85,7 +85,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seconds: u64 = args.next().ok_or("usage: failover SECONDS TRID [TRID...]")?.parse()?;
     let trids: Vec<TransportId> = args.map(|a| a.parse()).collect::<Result<_, _>>()?;
     let mut opts = EngineOptions::on_cores(&[0]);
-    opts.idle = IdlePolicy::YieldAfter(1000);
+    opts.idle = IdlePolicy::adaptive();
     let engine = Arc::new(Engine::start(opts, |_| TcpHostTransport::new())?);
     let host = MultipathHost::new(engine.clone());
     let copts = ControllerOptions {

@@ -153,6 +153,14 @@ impl MpChannel {
         self.held.len()
     }
 
+    /// Whether the channel has work of its own for the next [`MpChannel::poll`]
+    /// (held IOs to place, failed ones to hand back): its reactor must not
+    /// sleep. Held IOs wait for a path, a write barrier or fast-IO-fail, all
+    /// of them times or other cores' changes: polled, not evented.
+    pub fn needs_poll(&self) -> bool {
+        !self.held.is_empty() || !self.failed.is_empty()
+    }
+
     /// Counters.
     pub fn stats(&self) -> &ChannelStats {
         &self.stats

@@ -36,8 +36,9 @@ pub const GATEWAY_METHODS: [&str; 23] = [
     "framework_get_reactors",
 ];
 
-impl RpcHandler for GatewayRpc {
-    fn call(&self, method: &str, params: Option<&Value>) -> Result<Value, RpcError> {
+impl GatewayRpc {
+    /// Runs `method` (the router's name for it).
+    fn route(&self, method: &str, params: Option<&Value>) -> Result<Value, RpcError> {
         match method {
             "bdev_malloc_create" => bdev::malloc_create(self, params),
             "bdev_malloc_delete" => bdev::malloc_delete(self, params),
@@ -64,6 +65,17 @@ impl RpcHandler for GatewayRpc {
             "framework_get_reactors" => nvmf::get_reactors(self, params),
             _ => Err(RpcError::method_not_found(method)),
         }
+    }
+}
+
+impl RpcHandler for GatewayRpc {
+    fn call(&self, method: &str, params: Option<&Value>) -> Result<Value, RpcError> {
+        let result = self.route(method, params);
+        if result.is_ok() && !method.contains("_get_") {
+            // Sleeping reactors learn of it now, not at their next periodic look.
+            self.data_plane().config_changed();
+        }
+        result
     }
 
     fn methods(&self) -> Vec<&'static str> {

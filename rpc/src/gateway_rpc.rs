@@ -24,6 +24,9 @@ pub trait DataPlane: Send + Sync {
     /// The live controllers of subsystem `nqn`, each in SPDK's
     /// `nvmf_subsystem_get_controllers` shape.
     fn controllers(&self, nqn: &str) -> Vec<Value>;
+    /// The configuration changed: the data plane applies it now rather than
+    /// at its next periodic look (sleeping reactors are woken).
+    fn config_changed(&self) {}
 }
 
 /// The gateway's RPC methods over shared configuration state and a data plane.

@@ -37,6 +37,10 @@ impl<T: TargetTransport + Send + Sync + 'static> DataPlane for GatewayDataPlane<
     fn controllers(&self, nqn: &str) -> Vec<Value> {
         self.0.controllers(Some(nqn)).iter().map(|c| c.to_json()).collect()
     }
+
+    fn config_changed(&self) {
+        self.0.config_changed();
+    }
 }
 
 /// A running gateway and the router of its RPC methods.

@@ -13,10 +13,6 @@ use transport_tcp::TcpTargetTransport;
 /// The subsystem DESIGN.md's gateways export.
 pub const NQN: &str = "nqn.2021-06.io.spdk:ctc_rbd0";
 
-/// Idle turns after which test reactors yield, so that busy pollers of the
-/// gateway and the host do not starve each other on a 2-core machine.
-pub const TEST_YIELD_AFTER: u32 = 64;
-
 /// A TCP port nobody listens on at `ip` right now (the kernel's pick).
 pub fn free_port(ip: &str) -> u16 {
     let l = TcpListener::bind((ip, 0)).unwrap_or_else(|e| panic!("bind {ip}:0: {e}"));
@@ -36,6 +32,8 @@ pub struct GatewaySetup {
     pub block_size: u32,
     /// `nvmf_create_transport` parameters beyond `trtype`.
     pub transport_params: Value,
+    /// What the reactors do when idle.
+    pub idle: IdlePolicy,
 }
 
 impl GatewaySetup {
@@ -47,6 +45,7 @@ impl GatewaySetup {
             malloc_bytes,
             block_size: 512,
             transport_params: json!({}),
+            idle: IdlePolicy::adaptive(),
         }
     }
 }
@@ -65,11 +64,7 @@ pub struct TestGateway {
 impl TestGateway {
     /// Starts the gateway and configures it with DESIGN.md's calls.
     pub fn start(setup: &GatewaySetup) -> TestGateway {
-        let opts = GatewayOptions {
-            cores: setup.cores.clone(),
-            idle: IdlePolicy::YieldAfter(TEST_YIELD_AFTER),
-            ..GatewayOptions::default()
-        };
+        let opts = GatewayOptions { cores: setup.cores.clone(), idle: setup.idle, ..GatewayOptions::default() };
         let service = GatewayService::start(TcpTargetTransport::new(), opts).expect("start the gateway");
         let port = free_port(&setup.traddr);
         let gw = TestGateway { service, traddr: setup.traddr.clone(), port };

@@ -12,7 +12,6 @@ use engine::{
 use protocol::Status;
 use transport_tcp::TcpHostTransport;
 
-use crate::gateway::TEST_YIELD_AFTER;
 use crate::pattern;
 
 /// How long one IO may take before a test fails.
@@ -21,7 +20,7 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// A host engine on test cores, yielding when idle.
 pub fn start_engine(cores: &[usize]) -> Engine<TcpHostTransport> {
     let mut opts = EngineOptions::on_cores(cores);
-    opts.idle = IdlePolicy::YieldAfter(TEST_YIELD_AFTER);
+    opts.idle = IdlePolicy::adaptive();
     Engine::start(opts, |_| TcpHostTransport::new()).expect("start the host engine")
 }
 

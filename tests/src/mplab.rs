@@ -260,7 +260,7 @@ fn spawn_gateway(netns: &Netns, core_mask: &str, socket: &Path, log: &Path, addr
     let tgt = binary("corepath-tgt").to_string_lossy().into_owned();
     let socket_arg = socket.to_string_lossy().into_owned();
     // Yielding when idle: two gateways and the bench share this machine's cores.
-    let args = netns.wrap(&tgt, &["-m", core_mask, "-r", &socket_arg, "--idle", "yield"]);
+    let args = netns.wrap(&tgt, &["-m", core_mask, "-r", &socket_arg, "--idle", "adaptive"]);
     let daemon = Daemon::spawn(Path::new("ip"), &args, log);
     let ready = crate::wait_for(Duration::from_secs(10), Duration::from_millis(20), || {
         RpcClient::connect(socket).ok().map(|_| ())

@@ -320,6 +320,41 @@ pub mod socket {
         }
     }
 
+    /// A command capsule PDU (no digests) carrying `sqe` and `data` in the capsule.
+    pub fn capsule_bytes(sqe: protocol::Sqe, data: &[u8]) -> Vec<u8> {
+        let neg = protocol::tcp::Negotiated::initial();
+        let mut b = vec![0u8; 72];
+        let n = protocol::tcp::CapsuleCmd::new(sqe, data.len() as u32, &neg).encode(&mut b).expect("encode capsule");
+        b.truncate(n);
+        b.extend_from_slice(data);
+        b
+    }
+
+    /// Reads exactly `n` bytes, or panics after [`super::RAW_TIMEOUT`].
+    pub fn read_exact(s: &mut TcpStream, n: usize) -> Vec<u8> {
+        let mut buf = vec![0u8; n];
+        let mut got = 0;
+        let start = Instant::now();
+        while got < n {
+            match s.read(&mut buf[got..]) {
+                Ok(0) => panic!("connection closed after {got} of {n} bytes: {:02x?}", &buf[..got]),
+                Ok(k) => got += k,
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) => panic!("reading: {e}"),
+            }
+            assert!(start.elapsed() < super::RAW_TIMEOUT, "only {got} of {n} bytes came");
+        }
+        buf
+    }
+
+    /// Reads one CapsuleResp PDU (no digests) and returns its completion.
+    pub fn read_capsule_resp(s: &mut TcpStream) -> protocol::Cqe {
+        let bytes = read_exact(s, 24);
+        protocol::tcp::CapsuleResp::parse(&bytes)
+            .unwrap_or_else(|e| panic!("expected a CapsuleResp, got {bytes:02x?}: {e:?}"))
+            .cqe
+    }
+
     /// The FES of a C2HTermReq at the start of `bytes`, if that is what they hold.
     pub fn c2h_term_req_fes(bytes: &[u8]) -> Option<u16> {
         let t = TermReq::parse(bytes).ok()?;

@@ -16,7 +16,9 @@ use protocol::fabrics::CNTLID_DYNAMIC;
 use protocol::identify::identify_sqe;
 use protocol::opcode::io;
 use protocol::status::{command_specific, generic};
-use protocol::tcp::{fes, CapsuleCmd, Negotiated};
+use protocol::fabrics::ConnectData;
+use protocol::sgl::SglDescriptor;
+use protocol::tcp::{fes, flags, CapsuleCmd, DataPduHeader, Negotiated, PduType, R2tHeader};
 use protocol::{Cqe, Sqe, StatusCodeType};
 use serde_json::json;
 use transport_tcp::TcpHostTransport;
@@ -304,4 +306,67 @@ fn unknown_io_opcode_gets_invalid_opcode_with_dnr() {
     let (c, _) = q.execute(Sqe::rw(io::READ, 1, 0, 1), RawData::Read(512)).expect("read answered");
     assert!(c.status().is_success(), "read after the bad opcode: {:?}", c.status());
     f.assert_still_serving("after an unknown opcode");
+}
+
+/// A raw NVMe/TCP connection made IO queue 1 of `ctrl`: a stream that then
+/// takes capsules written byte by byte.
+fn raw_io_queue(f: &Fixture, ctrl: &RawController) -> std::net::TcpStream {
+    let mut s = socket::connect_initialized(&f.gw.traddr, f.gw.port);
+    let data = ConnectData::new(ctrl.host.hostid, ctrl.cntlid, NQN, &ctrl.host.hostnqn).expect("connect data");
+    let mut sqe = Sqe::connect(1, 15, 0);
+    sqe.cid = 1;
+    sqe.dptr = SglDescriptor::DataBlockOffset { offset: 0, len: 1024 }.to_bytes();
+    s.write_all(&socket::capsule_bytes(sqe, &data.to_bytes())).expect("send IO Connect");
+    let c = socket::read_capsule_resp(&mut s);
+    assert!(c.status().is_success(), "raw IO queue Connect: {:?}", c.status());
+    s
+}
+
+#[test]
+fn keyed_sgl_on_tcp_gets_sgl_descriptor_type_invalid_with_dnr_and_writes_nothing() {
+    let f = Fixture::new("127.0.0.16");
+    let ctrl = f.raw_controller(10);
+    let mut s = raw_io_queue(&f, &ctrl);
+    // RDMA's form of the data pointer (keyed SGL data block), on TCP, over host A's data.
+    let mut sqe = Sqe::rw(io::WRITE, 1, 0, 8);
+    sqe.cid = 2;
+    sqe.dptr = SglDescriptor::KeyedDataBlock { addr: 0x1000, len: 4096, key: 0x1234 }.to_bytes();
+    s.write_all(&socket::capsule_bytes(sqe, &[])).expect("send the write");
+    let c = socket::read_capsule_resp(&mut s);
+    // NVMe/TCP carries only SGL Data Block (offset) and Transport SGL Data Block
+    // descriptors (NVMe/TCP 1.0c §3.3.3): anything else is SGL Descriptor Type
+    // Invalid, with DNR, not a transient error the host would retry forever.
+    assert_status(&c, StatusCodeType::Generic, generic::SGL_DESCRIPTOR_TYPE_INVALID, true, "keyed SGL write");
+    assert_eq!(c.cid, 2);
+    f.assert_still_serving("after a keyed SGL on TCP");
+}
+
+#[test]
+fn h2cdata_without_data_or_with_an_early_last_pdu_is_terminated_and_writes_nothing() {
+    let f = Fixture::new("127.0.0.17");
+    let ctrl = f.raw_controller(11);
+    let neg = Negotiated::initial();
+    // (DATAL, LAST_PDU) of the only H2CData PDU sent for a 16 KiB write.
+    for (datal, what) in [(0u32, "DATAL 0 with LAST_PDU"), (4096, "LAST_PDU after 4 KiB of 16 KiB")] {
+        let mut s = raw_io_queue(&f, &ctrl);
+        // 16 KiB over host A's data: beyond the in-capsule size, so the gateway asks with an R2T.
+        let mut sqe = Sqe::rw(io::WRITE, 1, 0, 32);
+        sqe.cid = 3;
+        sqe.dptr = SglDescriptor::TransportDataBlock { len: 16384 }.to_bytes();
+        s.write_all(&socket::capsule_bytes(sqe, &[])).expect("send the write");
+        let r2t = R2tHeader::parse(&socket::read_exact(&mut s, 24)).expect("an R2T");
+        assert_eq!((r2t.r2to, r2t.r2tl), (0, 16384), "{what}: one R2T for the whole write");
+        let mut pdu = vec![0u8; 24];
+        let n = DataPduHeader::new(PduType::H2CData, 3, r2t.ttag, 0, datal, flags::LAST_PDU, &neg)
+            .encode(&mut pdu)
+            .expect("encode H2CData");
+        pdu.truncate(n);
+        pdu.extend(std::iter::repeat(0x77).take(datal as usize));
+        s.write_all(&pdu).expect("send H2CData");
+        // Answered at once: a C2HTermReq (Invalid Header Field), then the close.
+        let (bytes, ending) = socket::read_until_closed(&mut s, Duration::from_secs(5));
+        assert_ne!(ending, socket::Ending::StillOpen, "{what}: the command was left hanging");
+        assert_eq!(socket::c2h_term_req_fes(&bytes), Some(fes::INVALID_HEADER_FIELD), "{what}: {bytes:02x?}");
+    }
+    f.assert_still_serving("after bad H2CData");
 }

@@ -63,7 +63,7 @@ impl Gateway {
         let socket_arg = socket.to_str().expect("UTF-8 temp path");
         let mut daemon = Daemon::spawn(
             &binary("corepath-tgt"),
-            &["-m", core_mask, "-r", socket_arg, "--idle", "yield"],
+            &["-m", core_mask, "-r", socket_arg, "--idle", "adaptive"],
             &dir.join(&format!("{label}.log")),
         );
         let ready = wait_for(Duration::from_secs(20), Duration::from_millis(20), || {

@@ -159,7 +159,7 @@ fn pattern_byte(io_index: usize, j: usize, digests: bool) -> u8 {
 
 /// Runs one host session against an in-process gateway listening on `addr`:4420.
 fn run_session(addr: &str, digests: bool) {
-    let opts = GatewayOptions { cores: vec![0], idle: IdlePolicy::YieldAfter(64), ..GatewayOptions::default() };
+    let opts = GatewayOptions { cores: vec![0], idle: IdlePolicy::adaptive(), ..GatewayOptions::default() };
     let service = GatewayService::start(TcpTargetTransport::new(), opts).expect("starting the gateway");
     let calls = [
         ("nvmf_create_transport", json!({"trtype": "TCP"})),
@@ -180,7 +180,7 @@ fn run_session(addr: &str, digests: bool) {
     }
 
     let mut host_opts = EngineOptions::on_cores(&[0]);
-    host_opts.idle = IdlePolicy::YieldAfter(64);
+    host_opts.idle = IdlePolicy::adaptive();
     let engine = Engine::start(host_opts, |_| TcpHostTransport::new()).expect("starting the host engine");
     let trid = TransportId::tcp(addr, PORT, NQN);
     let ctrlr_opts = ControllerOptions { header_digest: digests, data_digest: digests, ..ControllerOptions::default() };

@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use corepath_tests::gateway::{free_port, NQN, TEST_YIELD_AFTER};
+use corepath_tests::gateway::{free_port, NQN};
 use corepath_tests::raw_host::{HostIdentity, RawController, RawData};
 use engine::{IdlePolicy, TransportId};
 use gateway::GatewayOptions;
@@ -59,8 +59,7 @@ fn shared_file(name: &str) -> PathBuf {
 
 /// A gateway on `core` at `traddr` exporting `file` as namespace 1 of NQN with ANA reporting.
 fn start(core: usize, traddr: &'static str, file: &std::path::Path, cntlids: (u16, u16)) -> Gw {
-    let opts =
-        GatewayOptions { cores: vec![core], idle: IdlePolicy::YieldAfter(TEST_YIELD_AFTER), ..Default::default() };
+    let opts = GatewayOptions { cores: vec![core], idle: IdlePolicy::adaptive(), ..Default::default() };
     let service = GatewayService::start(TcpTargetTransport::new(), opts).expect("gateway starts");
     let gw = Gw { service, traddr, port: free_port(traddr) };
     gw.call("nvmf_create_transport", json!({"trtype": "TCP"}));

@@ -28,11 +28,11 @@ struct Gateway {
 }
 
 impl Gateway {
-    /// Starts `corepath-tgt -m 0x1 -r <socket> --idle yield [-c config]` and waits for its RPC socket.
+    /// Starts `corepath-tgt -m 0x1 -r <socket> --idle adaptive [-c config]` and waits for its RPC socket.
     fn start(dir: &TempDir, log_name: &str, config: Option<&Path>) -> Gateway {
         let socket = dir.join("tgt.sock");
         let socket_arg = socket.to_str().expect("UTF-8 temp path").to_string();
-        let mut args = vec!["-m", "0x1", "-r", socket_arg.as_str(), "--idle", "yield"];
+        let mut args = vec!["-m", "0x1", "-r", socket_arg.as_str(), "--idle", "adaptive"];
         let config_arg = config.map(|c| c.to_str().expect("UTF-8 temp path").to_string());
         if let Some(c) = &config_arg {
             args.extend(["-c", c.as_str()]);

@@ -209,7 +209,7 @@ impl Tgt {
         let socket_arg = socket.to_str().expect("UTF-8 temp path").to_string();
         let mut daemon = Daemon::spawn(
             &binary("corepath-tgt"),
-            &["-m", core_mask, "-r", &socket_arg, "--idle", "yield"],
+            &["-m", core_mask, "-r", &socket_arg, "--idle", "adaptive"],
             &dir.join(&format!("{name}.log")),
         );
         wait_for_rpc(&mut daemon, &socket, &format!("corepath-tgt {name}"));

@@ -78,6 +78,9 @@ pub(crate) struct Conn {
     pub(crate) sock: TcpStream,
     pub(crate) rx: RxStream,
     pub(crate) tx: TxRing,
+    /// The last `recv` found the socket empty: until its fd reports an event
+    /// (epoll, edge-triggered) nothing new can arrive.
+    drained: bool,
 }
 
 /// Result of one receive attempt.
@@ -91,21 +94,36 @@ pub(crate) enum Received {
 
 impl Conn {
     pub(crate) fn new(sock: TcpStream, tx_entries: usize) -> Self {
-        Conn { sock, rx: RxStream::new(), tx: TxRing::new(tx_entries) }
+        Conn { sock, rx: RxStream::new(), tx: TxRing::new(tx_entries), drained: false }
     }
 
     /// One `recv`. The peer closing is an error: a queue pair never closes
     /// half-way on purpose.
     pub(crate) fn receive(&mut self) -> Result<Received, TransportError> {
         loop {
+            self.drained = false;
             return match self.rx.fill(&self.sock) {
                 Ok(0) => Err(TransportError::Closed),
                 Ok(_) => Ok(Received::Bytes),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Received::Nothing),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.drained = true;
+                    Ok(Received::Nothing)
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => Err(io_error("recv", e)),
             };
         }
+    }
+
+    /// Nothing to do until the socket reports an event: the last `recv` found
+    /// it empty and nothing waits to be sent.
+    pub(crate) fn quiescent(&self) -> bool {
+        self.drained && self.tx.is_empty()
+    }
+
+    /// The socket's descriptor, for the reactor's epoll set.
+    pub(crate) fn raw_fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.sock)
     }
 
     /// Sends what the ring holds, reporting each fully sent entry.

@@ -467,6 +467,18 @@ impl TcpHostQpair {
 }
 
 impl HostQpair for TcpHostQpair {
+    fn wake_fd(&self) -> Option<std::os::fd::RawFd> {
+        Some(self.conn.raw_fd())
+    }
+
+    fn quiescent(&self) -> bool {
+        match self.state {
+            // The socket becoming writable wakes us; the connect timeout is the engine's deadline.
+            HostState::TcpConnecting => true,
+            _ => self.conn.quiescent() && self.ready.is_empty() && self.h2c_jobs.is_empty(),
+        }
+    }
+
     fn poll_connect(&mut self, now_ns: u64) -> Result<ConnectProgress, TransportError> {
         match self.state {
             HostState::Ready => return Ok(ConnectProgress::Ready),

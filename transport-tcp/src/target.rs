@@ -103,6 +103,10 @@ impl TcpListener {
 impl TargetListener for TcpListener {
     type Qpair = TcpTargetQpair;
 
+    fn wake_fd(&self) -> Option<std::os::fd::RawFd> {
+        Some(std::os::fd::AsRawFd::as_raw_fd(&self.inner))
+    }
+
     fn accept(&mut self) -> Result<Option<TcpTargetQpair>, TransportError> {
         loop {
             return match self.inner.accept() {
@@ -419,6 +423,19 @@ impl TcpTargetQpair {
         if h.datao != slot.h2c_received {
             return Err(Fault::new(fes::INVALID_HEADER_FIELD, 12, "H2CData out of order").into());
         }
+        // A data PDU carries data (NVMe/TCP 1.0c §3.6.2.6: DATAL is the data's
+        // length); an empty one could never complete the transfer.
+        if h.datal == 0 {
+            return Err(Fault::new(fes::INVALID_HEADER_FIELD, 16, "H2CData with no data (DATAL 0)").into());
+        }
+        // LAST_PDU ends the R2T's transfer (§3.6.2.6): set before its last
+        // byte, the host says it sends no more, and the command could never
+        // complete. (A last PDU without the flag is taken: the length says enough.)
+        if h.last_pdu() && h.datao + h.datal != slot.len {
+            return Err(
+                Fault::new(fes::INVALID_HEADER_FIELD, 1, "H2CData with LAST_PDU before the end of the R2T's data").into()
+            );
+        }
         self.cur = Some(h.ttag);
         Ok(Sink::Mem { ptr: slot.data_ptr(h.datao), len: h.datal as usize })
     }
@@ -569,6 +586,18 @@ impl TcpTargetQpair {
 }
 
 impl TargetQpair for TcpTargetQpair {
+    fn wake_fd(&self) -> Option<std::os::fd::RawFd> {
+        Some(self.conn.raw_fd())
+    }
+
+    fn quiescent(&self) -> bool {
+        self.conn.quiescent() && self.ready.is_empty() && self.jobs.is_empty()
+    }
+
+    fn data_fault_status(&self, slot: u16) -> Option<Status> {
+        self.data_fault(slot).map(DataFault::status)
+    }
+
     fn poll(&mut self, _now_ns: u64) -> Result<usize, TransportError> {
         if self.state == TargetState::Failed {
             return Err(already_failed());

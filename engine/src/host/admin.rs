@@ -14,7 +14,9 @@ use crate::buf::IoBuf;
 use crate::host::connect_data;
 use crate::host::identify;
 use crate::host::identify::ControllerData;
+use crate::host::registration::WakeRegistration;
 use crate::transport::{ConnectProgress, HostQpair, TransportError, XferBuf};
+use crate::wake::WakeSet;
 use protocol::log::AnaState;
 
 /// Command ID of the bring-up command in flight.
@@ -174,6 +176,7 @@ pub(crate) struct AdminQueue<Q: HostQpair> {
     abort_in_flight: Option<(u16, u16)>,
     /// The last Abort's answer, for the supervisor.
     abort_answer: Option<AbortAnswer>,
+    wake: WakeRegistration,
 }
 
 impl<Q: HostQpair> AdminQueue<Q> {
@@ -214,11 +217,56 @@ impl<Q: HostQpair> AdminQueue<Q> {
             ana_log_in_flight: false,
             abort_in_flight: None,
             abort_answer: None,
+            wake: WakeRegistration::Pending,
         })
     }
 
     pub(crate) fn state(&self) -> &AdminState {
         &self.state
+    }
+
+    /// Puts the socket in the reactor's epoll set (once).
+    pub(crate) fn register_wake(&mut self, set: &WakeSet) {
+        self.wake.ensure(&self.transport, set);
+    }
+
+    /// When this queue next needs a turn without an event on its socket: the
+    /// bring-up deadline and CSTS polls, the keep-alive to send or to give up
+    /// on, an admin command's timeout (see [`crate::reactor::Poller::next_deadline_ns`]).
+    pub(crate) fn next_deadline_ns(&self, now_ns: u64) -> Option<u64> {
+        if matches!(self.state, AdminState::Failed(_)) {
+            return None;
+        }
+        if !self.wake.wakes() || !self.transport.quiescent() || self.abort_answer.is_some() || self.ana_dirty {
+            return Some(now_ns);
+        }
+        let deadline = match self.state {
+            AdminState::Ready => {
+                if self.ana_log_wanted && !self.ana_log_in_flight {
+                    return Some(now_ns);
+                }
+                let keep_alive = (self.opts.keep_alive_timeout_ms > 0).then(|| {
+                    let interval_ns = self.keep_alive_interval_ns();
+                    if self.keep_alive_in_flight {
+                        self.keep_alive_sent_ns.saturating_add(interval_ns)
+                    } else {
+                        self.next_keep_alive_ns
+                    }
+                });
+                let limit_ns = self.opts.command_timeout_ns;
+                let overdue_at =
+                    |cid: u16| self.sent_at_ns[usize::from(cid)].saturating_add(limit_ns).saturating_add(1);
+                let ana = (limit_ns > 0 && self.ana_log_in_flight).then(|| overdue_at(INIT_CID));
+                let abort = (limit_ns > 0 && self.abort_in_flight.is_some()).then(|| overdue_at(ABORT_CID));
+                [keep_alive, ana, abort].into_iter().flatten().min()
+            }
+            // The bring-up check is `now > deadline`.
+            AdminState::WaitingReady { poll_in_flight: false, next_poll_ns } => {
+                Some(next_poll_ns.min(self.deadline_ns.saturating_add(1)))
+            }
+            _ => Some(self.deadline_ns.saturating_add(1)),
+        };
+        deadline.map(|d| d.max(now_ns))
     }
 
     pub(crate) fn controller(&self) -> &ControllerData {

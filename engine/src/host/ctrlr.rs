@@ -26,7 +26,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use crossbeam_queue::ArrayQueue;
 use protocol::log::AnaState;
@@ -38,6 +38,7 @@ use crate::host::options::ControllerOptions;
 pub use crate::host::options::ReconnectPolicy;
 use crate::transport::{HostTransport, QpairOptions};
 use crate::trid::TransportId;
+use crate::wake::{WakeSet, Waker};
 
 /// Reactors a controller tracks per core (bit masks and abort answers).
 const TRACKED_REACTORS: usize = 64;
@@ -202,6 +203,9 @@ pub struct CtrlrShared {
     abort_requests: ArrayQueue<AbortRequest>,
     /// Per reactor: the last refused Abort, `seq << 16 | cid` (0: none).
     abort_refused: [AtomicU64; TRACKED_REACTORS],
+    /// The engine's reactors, woken on every change another core must act on
+    /// (set once at attach; empty in the simulation, which never sleeps).
+    wakers: OnceLock<Box<[Waker]>>,
 }
 
 impl Default for CtrlrShared {
@@ -231,6 +235,23 @@ impl CtrlrShared {
             last_failure: Mutex::new(String::new()),
             abort_requests: ArrayQueue::new(ABORT_QUEUE_LEN),
             abort_refused: std::array::from_fn(|_| AtomicU64::new(0)),
+            wakers: OnceLock::new(),
+        }
+    }
+
+    /// The reactors to wake when this state changes (only the first call counts).
+    pub fn set_wakers(&self, wakers: Vec<Waker>) {
+        let _ = self.wakers.set(wakers.into_boxed_slice());
+    }
+
+    /// Wakes every reactor after a change they must see (a sleeping one would
+    /// not look before its next deadline). One fence and one load per
+    /// reactor that is awake.
+    fn wake_all(&self) {
+        if let Some(wakers) = self.wakers.get() {
+            for w in wakers.iter() {
+                w.wake();
+            }
         }
     }
 
@@ -264,16 +285,19 @@ impl CtrlrShared {
 
     pub(crate) fn publish(&self, state: CtrlrState, cntlid: u16, generation: u32) {
         self.word.store(pack(state, cntlid, generation), Ordering::Release);
+        self.wake_all();
     }
 
     /// Asks the supervisor to reset the controller (an IO queue pair died or timed out).
     pub fn request_reset(&self) {
         self.reset_requested.store(true, Ordering::Release);
+        self.wake_all();
     }
 
     /// Asks the supervisor to read the ANA log again (an IO came back with an ANA status).
     pub fn request_ana_refresh(&self) {
         self.ana_refresh_requested.store(true, Ordering::Release);
+        self.wake_all();
     }
 
     /// When a write sent on an association of `generation` can no longer run on
@@ -287,6 +311,7 @@ impl CtrlrShared {
     fn mark_dead(&self, generation: u32, at_ns: u64) {
         self.dead_at_ns.fetch_max(at_ns, Ordering::AcqRel);
         self.dead_generation.fetch_max(generation, Ordering::AcqRel);
+        self.wake_all();
     }
 
     /// The ANA state of namespace `nsid` on this controller (`None`: not reported).
@@ -306,6 +331,7 @@ impl CtrlrShared {
         let Some(slot) = nsid.checked_sub(1).and_then(|i| self.ana.get(i as usize)) else { return };
         if slot.swap(state as u8, Ordering::Relaxed) != state as u8 {
             self.push_event(now_ns, PathEventKind::AnaChanged { nsid, state });
+            self.wake_all();
         }
     }
 
@@ -325,7 +351,9 @@ impl CtrlrShared {
 
     /// A core asks for an Abort; false when the queue is full.
     pub(crate) fn request_abort(&self, req: AbortRequest) -> bool {
-        self.abort_requests.push(req).is_ok()
+        let queued = self.abort_requests.push(req).is_ok();
+        self.wake_all();
+        queued
     }
 
     /// Whether the controller refused request `seq` of `reactor` for `cid`.
@@ -524,6 +552,33 @@ impl<Q: crate::transport::HostQpair> Supervisor<Q> {
         work
     }
 
+    /// Puts the admin queue's socket in the reactor's epoll set.
+    pub(crate) fn register_wake(&mut self, set: &WakeSet) {
+        if let Life::Connecting { admin } | Life::Enabled { admin } = &mut self.life {
+            admin.register_wake(set);
+        }
+    }
+
+    /// When the supervisor next needs a turn without an event: the reconnect
+    /// delay, the admin queue's timers, or now for a request another core made.
+    pub(crate) fn next_deadline_ns(&self, now_ns: u64) -> Option<u64> {
+        match &self.life {
+            Life::Connecting { admin } => admin.next_deadline_ns(now_ns),
+            Life::Enabled { admin } => {
+                let asked = self.shared.reset_requested.load(Ordering::Acquire)
+                    || self.shared.ana_refresh_requested.load(Ordering::Acquire)
+                    || (!self.shared.abort_requests.is_empty() && !admin.abort_in_flight());
+                if asked || matches!(admin.state(), AdminState::Failed(_)) {
+                    Some(now_ns)
+                } else {
+                    admin.next_deadline_ns(now_ns)
+                }
+            }
+            Life::Delayed { until_ns } => Some(*until_ns),
+            Life::Failed => None,
+        }
+    }
+
     /// Sends the cores' Abort requests (one on the wire at a time) and hands
     /// refusals back to the core that asked.
     fn relay_aborts(&mut self, admin: &mut AdminQueue<Q>, now_ns: u64) -> usize {
@@ -537,6 +592,7 @@ impl<Q: crate::transport::HostQpair> Supervisor<Q> {
                     let reactor = usize::from(req.qid.saturating_sub(1)) % TRACKED_REACTORS;
                     let word = (u64::from(req.seq) << 16) | u64::from(req.cid);
                     self.shared.abort_refused[reactor].store(word, Ordering::Release);
+                    self.shared.wake_all();
                 }
             }
         }

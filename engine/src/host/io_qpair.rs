@@ -11,7 +11,9 @@ use protocol::{opcode, Cqe, Sqe, Status};
 use crate::buf::IoBuf;
 use crate::host::connect_data;
 use crate::host::ctrlr::PathFault;
+use crate::host::registration::WakeRegistration;
 use crate::transport::{ConnectProgress, HostQpair, TransportError, XferBuf};
+use crate::wake::WakeSet;
 
 /// An IO operation on a namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,6 +123,7 @@ pub(crate) struct IoQpair<Q: HostQpair> {
     done: Vec<(u16, IoCompletion)>,
     /// Why the queue pair failed, once it has.
     fault: Option<PathFault>,
+    wake: WakeRegistration,
 }
 
 impl<Q: HostQpair> IoQpair<Q> {
@@ -155,11 +158,36 @@ impl<Q: HostQpair> IoQpair<Q> {
             connect_deadline_ns,
             done: Vec::with_capacity(usize::from(depth) + 1),
             fault: None,
+            wake: WakeRegistration::Pending,
         })
     }
 
     pub(crate) fn state(&self) -> QpairState {
         self.state
+    }
+
+    /// Puts the socket in the reactor's epoll set (once).
+    pub(crate) fn register_wake(&mut self, set: &WakeSet) {
+        self.wake.ensure(&self.transport, set);
+    }
+
+    /// When this queue pair next needs a turn without an event on its socket
+    /// (see [`crate::reactor::Poller::next_deadline_ns`]).
+    pub(crate) fn next_deadline_ns(&self, now_ns: u64) -> Option<u64> {
+        if self.state == QpairState::Failed && self.done.is_empty() {
+            // A failure was a turn's work: the turn after it drops the queue pair.
+            return None;
+        }
+        if !self.wake.wakes() || !self.done.is_empty() || !self.transport.quiescent() {
+            return Some(now_ns);
+        }
+        match self.state {
+            // The connect checks use `now > deadline`.
+            QpairState::TransportConnecting | QpairState::FabricsConnecting => {
+                Some(self.connect_deadline_ns.saturating_add(1))
+            }
+            QpairState::Ready | QpairState::Failed => None,
+        }
     }
 
     pub(crate) fn depth(&self) -> usize {

@@ -14,6 +14,7 @@ pub mod ctrlr;
 pub(crate) mod identify;
 pub(crate) mod io_qpair;
 pub mod options;
+pub(crate) mod registration;
 
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
@@ -22,6 +23,8 @@ use crate::buf::IoBuf;
 use crate::reactor::{Poller, ReactorCtx};
 use crate::transport::{HostQpair, HostTransport, QpairOptions};
 use crate::trid::TransportId;
+use crate::wake::WakeSet;
+use crate::wake::Waker;
 use admin::{AdminQueue, AdminState};
 pub use connect_data::HostIdentity;
 use ctrlr::{AbortRequest, CtrlrShared, CtrlrState, PathEventKind, PathFault, Supervisor};
@@ -64,6 +67,15 @@ pub trait CoreJob<Q: HostQpair>: Send {
     fn poll(&mut self, io: &mut IoContext<'_, Q>) -> JobStatus;
     /// Called for each completion of an IO this job submitted.
     fn on_complete(&mut self, io: &mut IoContext<'_, Q>, done: IoCompletion);
+
+    /// When this job next needs a [`CoreJob::poll`] although none of its IO
+    /// completed: `None` when only completions (or a wake-up of the reactor by
+    /// whoever feeds the job, see [`IoContext::waker`]) bring it work. The
+    /// default, now, keeps the reactor spinning while the job exists: right
+    /// for a job that submits all the time, wasteful for one that waits.
+    fn next_deadline_ns(&self, now_ns: u64) -> Option<u64> {
+        Some(now_ns)
+    }
 }
 
 /// A job's view of the core's queue pairs while it runs.
@@ -72,6 +84,7 @@ pub struct IoContext<'a, Q: HostQpair> {
     job: u16,
     now_ns: u64,
     core: usize,
+    waker: Option<&'a Waker>,
 }
 
 impl<Q: HostQpair> IoContext<'_, Q> {
@@ -104,6 +117,12 @@ impl<Q: HostQpair> IoContext<'_, Q> {
     /// The CPU core this runs on.
     pub fn core(&self) -> usize {
         self.core
+    }
+
+    /// Wakes this core's reactor from another thread: a job fed through a
+    /// ring calls [`Waker::wake`] after each push (`None` outside a reactor).
+    pub fn waker(&self) -> Option<&Waker> {
+        self.waker
     }
 
     /// IOs outstanding on this core to the namespace's controller.
@@ -229,6 +248,32 @@ impl Follow {
     }
 }
 
+impl Follow {
+    /// When this core next needs to look at the controller's shared state
+    /// although nothing woke it: now when the state moved on, the next
+    /// timeout scan while IO is outstanding. State changes wake every
+    /// reactor ([`CtrlrShared`] holds their wakers).
+    fn next_deadline_ns<Q: HostQpair>(&self, io: Option<&IoQpair<Q>>, now_ns: u64) -> Option<u64> {
+        let (state, _, generation) = self.shared.snapshot();
+        let current = state == CtrlrState::Enabled && self.generation == generation;
+        match io {
+            Some(io) => {
+                if !current
+                    || io.state() == QpairState::Failed
+                    || (!self.reported_up && io.state() == QpairState::Ready)
+                {
+                    Some(now_ns)
+                } else if self.opts.io_timeout_ms > 0 && io.outstanding() > 0 {
+                    Some(self.next_timeout_scan_ns.max(now_ns))
+                } else {
+                    None
+                }
+            }
+            None => (state == CtrlrState::Enabled && self.generation != generation).then_some(now_ns),
+        }
+    }
+}
+
 impl<Q: HostQpair> CoreCtrlr<Q> {
     pub(crate) fn empty() -> Self {
         CoreCtrlr { admin: None, admin_reply: None, io: None, io_reply: None, supervisor: None, follow: None }
@@ -292,6 +337,33 @@ impl<Q: HostQpair> CoreCtrlr<Q> {
         1
     }
 
+    /// Puts every socket of this controller on this core in the reactor's epoll set.
+    fn register_wake(&mut self, set: &WakeSet) {
+        if let Some(sup) = self.supervisor.as_mut() {
+            sup.register_wake(set);
+        }
+        if let Some(admin) = self.admin.as_mut() {
+            admin.register_wake(set);
+        }
+        if let Some(io) = self.io.as_mut() {
+            io.register_wake(set);
+        }
+    }
+
+    /// The earliest deadline of this controller's queues on this core.
+    fn next_deadline_ns(&self, now_ns: u64) -> Option<u64> {
+        if (self.admin_reply.is_some() && self.admin_outcome().is_some())
+            || (self.io_reply.is_some() && self.io_outcome().is_some())
+        {
+            return Some(now_ns);
+        }
+        let supervisor = self.supervisor.as_ref().and_then(|s| s.next_deadline_ns(now_ns));
+        let follow = self.follow.as_ref().and_then(|f| f.next_deadline_ns(self.io.as_ref(), now_ns));
+        let admin = self.admin.as_ref().and_then(|a| a.next_deadline_ns(now_ns));
+        let io = self.io.as_ref().and_then(|q| q.next_deadline_ns(now_ns));
+        [supervisor, follow, admin, io].into_iter().flatten().min()
+    }
+
     /// The admin queue's bring-up result, once there is one.
     fn admin_outcome(&self) -> Option<Result<ControllerData, String>> {
         let admin = self.admin.as_ref()?;
@@ -349,6 +421,8 @@ pub struct HostCore<T: HostTransport> {
     jobs: Vec<Option<Box<dyn CoreJob<T::Qpair>>>>,
     finished: Vec<bool>,
     done: Vec<(u16, IoCompletion)>,
+    /// This core's reactor's waker, for jobs fed from other threads (set on the first turn).
+    waker: Option<Waker>,
 }
 
 impl<T: HostTransport> HostCore<T> {
@@ -360,6 +434,7 @@ impl<T: HostTransport> HostCore<T> {
             jobs: Vec::new(),
             finished: Vec::new(),
             done: Vec::with_capacity(1024),
+            waker: None,
         }
     }
 
@@ -496,6 +571,11 @@ impl<T: HostTransport + 'static> Poller for HostCore<T> {
     fn poll(&mut self, ctx: &mut ReactorCtx) -> usize {
         let now_ns = ctx.now_ns;
         let mut work = 0;
+        if self.waker.is_none() {
+            self.waker = Some(ctx.waker());
+        }
+        // Every queue pair is polled below: the epoll set is only for sleeping.
+        ctx.wake_set().clear_ready();
         for c in self.ctrlrs.iter_mut().flatten() {
             if let Some(sup) = c.supervisor.as_mut() {
                 work += sup.poll(&mut self.transport, now_ns);
@@ -509,12 +589,15 @@ impl<T: HostTransport + 'static> Poller for HostCore<T> {
                 io.drain_done(&mut self.done);
             }
             c.report_progress();
+            // After the polls: a queue pair made this turn is in the set before the reactor can sleep.
+            c.register_wake(ctx.wake_set());
         }
         // Route completions, then let jobs submit more.
         let mut done = std::mem::take(&mut self.done);
         for (job, completion) in done.drain(..) {
             if let Some(Some(j)) = self.jobs.get_mut(usize::from(job)) {
-                let mut io = IoContext { ctrlrs: &mut self.ctrlrs, job, now_ns, core: ctx.core };
+                let mut io =
+                    IoContext { ctrlrs: &mut self.ctrlrs, job, now_ns, core: ctx.core, waker: self.waker.as_ref() };
                 j.on_complete(&mut io, completion);
             }
             work += 1;
@@ -522,7 +605,13 @@ impl<T: HostTransport + 'static> Poller for HostCore<T> {
         self.done = done;
         for (index, slot) in self.jobs.iter_mut().enumerate() {
             if let Some(j) = slot {
-                let mut io = IoContext { ctrlrs: &mut self.ctrlrs, job: index as u16, now_ns, core: ctx.core };
+                let mut io = IoContext {
+                    ctrlrs: &mut self.ctrlrs,
+                    job: index as u16,
+                    now_ns,
+                    core: ctx.core,
+                    waker: self.waker.as_ref(),
+                };
                 if j.poll(&mut io) == JobStatus::Finished {
                     self.finished[index] = true;
                 }
@@ -544,6 +633,15 @@ impl<T: HostTransport + 'static> Poller for HostCore<T> {
             }
         }
         work
+    }
+
+    fn next_deadline_ns(&self, now_ns: u64) -> Option<u64> {
+        if !self.done.is_empty() {
+            return Some(now_ns);
+        }
+        let ctrlrs = self.ctrlrs.iter().flatten().filter_map(|c| c.next_deadline_ns(now_ns));
+        let jobs = self.jobs.iter().flatten().filter_map(|j| j.next_deadline_ns(now_ns));
+        ctrlrs.chain(jobs).min()
     }
 }
 

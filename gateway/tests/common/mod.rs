@@ -292,7 +292,7 @@ impl Rig {
         // Start the clock away from zero so "time 0" is never special.
         clock.advance_ns(1_000 * MS);
         let core = GatewayCore::new(0, ctx.clone());
-        let reactor = Reactor::new(0, 0, core, Arc::new(clock.clone()), 64);
+        let reactor = Reactor::new(0, 0, core, Arc::new(clock.clone()), 64).expect("reactor");
         Rig { reactor, clock, ctx, state, bdev }
     }
 

@@ -2,7 +2,7 @@
 //! over NVMe/TCP and serves SPDK-style JSON-RPC on a Unix socket.
 //!
 //! ```text
-//! corepath-tgt -m 0x3 -r /var/tmp/corepath.sock [-c saved_config.json] [--idle busy|yield]
+//! corepath-tgt -m 0x3 -r /var/tmp/corepath.sock [-c saved_config.json] [--idle busy|adaptive|interrupt] [--idle-spin-us US]
 //! ```
 
 use std::path::PathBuf;
@@ -17,18 +17,20 @@ use gateway::GatewayOptions;
 use rpc::GatewayService;
 use transport_tcp::TcpTargetTransport;
 
-/// Idle turns in a row after which a `--idle yield` reactor yields the CPU.
-const YIELD_AFTER_IDLE_TURNS: u32 = 64;
 /// How often the main thread looks for a stop signal.
 const SIGNAL_POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 /// What a reactor does when it finds no work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Idle {
-    /// Spin (lowest latency; one core per reactor at 100%).
+    /// Spin always (lowest latency; one core per reactor at 100%).
     Busy,
-    /// Yield the CPU after a run of idle turns (shared machines).
-    Yield,
+    /// Spin while work arrives; after --idle-spin-us without any, sleep until
+    /// a socket, a message or a timer needs the reactor.
+    #[value(alias = "yield")]
+    Adaptive,
+    /// Sleep whenever a turn finds nothing (SPDK's --interrupt-mode).
+    Interrupt,
 }
 
 /// The corepath NVMe-oF gateway.
@@ -44,9 +46,12 @@ struct Args {
     /// A `save_config` JSON file to replay at start.
     #[arg(short = 'c', long = "config")]
     config: Option<PathBuf>,
-    /// Reactor behaviour when idle.
-    #[arg(long = "idle", value_enum, default_value = "busy")]
+    /// Reactor behaviour when idle ("yield", the old name, means adaptive).
+    #[arg(long = "idle", value_enum, default_value = "adaptive")]
     idle: Idle,
+    /// With --idle adaptive: microseconds of idle turns before a reactor sleeps.
+    #[arg(long = "idle-spin-us", alias = "idle_spin_us", value_name = "US", default_value_t = 50)]
+    idle_spin_us: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -55,8 +60,9 @@ fn main() -> anyhow::Result<()> {
     sys::install_stop_handlers().context("install SIGINT/SIGTERM handlers")?;
 
     let idle = match args.idle {
-        Idle::Busy => IdlePolicy::BusyPoll,
-        Idle::Yield => IdlePolicy::YieldAfter(YIELD_AFTER_IDLE_TURNS),
+        Idle::Busy => IdlePolicy::Busy,
+        Idle::Adaptive => IdlePolicy::Adaptive { spin_ns: args.idle_spin_us.saturating_mul(1_000) },
+        Idle::Interrupt => IdlePolicy::Interrupt,
     };
     let opts = GatewayOptions { cores, idle, trtype: TrType::Tcp, clock: Arc::new(MonotonicClock::new()) };
     let service = GatewayService::start(TcpTargetTransport::new(), opts).context("start the gateway")?;

@@ -91,7 +91,7 @@ impl Gateway {
         st.add_ns(NQN, NamespaceParams { bdev_name: "Malloc0".into(), ..Default::default() }).expect("namespace");
         st.add_listener(NQN, self.listen.clone()).expect("listener");
         let ctx = GatewayContext::new(Arc::new(Mutex::new(st)));
-        let mut reactor = Reactor::new(0, 0, GatewayCore::new(0, ctx.clone()), clock.clone(), 16);
+        let mut reactor = Reactor::new(0, 0, GatewayCore::new(0, ctx.clone()), clock.clone(), 16).expect("reactor");
         let listener = net.target().listen(self.traddr, PORT, &TargetOptions::default()).expect("listen");
         reactor
             .poller()
@@ -182,7 +182,7 @@ impl World {
         for g in &mut gateways {
             g.start(&net, &dyn_clock, &bdev);
         }
-        let host = Reactor::new(0, 0, HostCore::new(net.host()), dyn_clock.clone(), 16);
+        let host = Reactor::new(0, 0, HostCore::new(net.host()), dyn_clock.clone(), 16).expect("reactor");
         let step_ns = cfg.step_us[rng.gen_range(0..cfg.step_us.len())] * 1_000;
         let reconnect_delay_ms = rng.gen_range(cfg.reconnect_delay_ms.0..=cfg.reconnect_delay_ms.1);
         let shared = Arc::new(Mutex::new(Shared::new(cfg.num_blocks, cfg.keep_text)));

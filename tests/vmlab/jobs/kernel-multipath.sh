@@ -46,7 +46,7 @@ gw() { n=$1; shift; $BIN/corepath-rpc -s /tmp/gw-$n.sock -t 20 "$@"; }
 # gw_start NAME CPUMASK: starts that gateway (one core, yielding when idle:
 # the guest's 2 vCPUs also run the kernel host and fio); sets GW_PID_NAME.
 gw_start() {
-  $BIN/corepath-tgt -m "$2" -r /tmp/gw-$1.sock --idle yield >> /tmp/tgt-$1.log 2>&1 &
+  $BIN/corepath-tgt -m "$2" -r /tmp/gw-$1.sock --idle adaptive >> /tmp/tgt-$1.log 2>&1 &
   eval "GW_PID_$1=$!"
   i=0
   until gw $1 spdk_get_version > /dev/null 2>&1; do

@@ -14,7 +14,7 @@ check() { d="$1"; shift; if "$@"; then ok "$d"; else fail "$d (rc=$?)"; fi; }
 # start_gateway [-c CONFIG]: corepath-tgt on one core, yielding when idle
 # (the guest has 2 vCPUs shared with the kernel host and fio).
 start_gateway() {
-  "$H/corepath-tgt" -m 0x1 -r $SOCK --idle yield "$@" >> /tmp/tgt.log 2>&1 &
+  "$H/corepath-tgt" -m 0x1 -r $SOCK --idle adaptive "$@" >> /tmp/tgt.log 2>&1 &
   TGT_PID=$!
   i=0
   until $R spdk_get_version > /dev/null 2>&1; do
