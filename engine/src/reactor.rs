@@ -387,6 +387,8 @@ impl<P: Poller> ReactorSet<P> {
             let thread = std::thread::Builder::new().name(format!("{name}_{core}")).spawn(move || {
                 // Pinning can fail (core not in our cpuset): run unpinned rather than not at all.
                 core_affinity::set_for_current(core_affinity::CoreId { id: core });
+                // Timed sleeps end on time, not up to 50 us late (the default slack).
+                crate::sys::set_timer_slack_ns(1);
                 let mut reactor = match Reactor::new(index, core, make_poller(index), clock, 1024) {
                     Ok(r) => r,
                     Err(e) => {

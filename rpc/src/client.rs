@@ -18,13 +18,14 @@ const MAX_RESPONSE_BYTES: usize = 64 << 20;
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// Connecting, sending or receiving failed.
-    #[error("{op}: {source}")]
+    // The OS error is part of the message and not a `source`, so that a
+    // report that prints the error chain does not say it twice.
+    #[error("{op}: {os_error}")]
     Io {
         /// What was being done.
         op: String,
         /// The OS error.
-        #[source]
-        source: std::io::Error,
+        os_error: std::io::Error,
     },
     /// No response within the timeout.
     #[error("timed out waiting for the response")]
@@ -52,7 +53,7 @@ impl RpcClient {
     pub fn connect(path: impl AsRef<Path>) -> Result<RpcClient, ClientError> {
         let path = path.as_ref();
         let stream = UnixStream::connect(path)
-            .map_err(|source| ClientError::Io { op: format!("connect to {}", path.display()), source })?;
+            .map_err(|source| ClientError::Io { op: format!("connect to {}", path.display()), os_error: source })?;
         let mut client = RpcClient { stream, frames: JsonStream::new(MAX_RESPONSE_BYTES), next_id: 1 };
         client.set_timeout(Duration::from_secs(60))?;
         Ok(client)
@@ -64,7 +65,7 @@ impl RpcClient {
         self.stream
             .set_read_timeout(timeout)
             .and_then(|_| self.stream.set_write_timeout(timeout))
-            .map_err(|source| ClientError::Io { op: "set socket timeout".into(), source })
+            .map_err(|source| ClientError::Io { op: "set socket timeout".into(), os_error: source })
     }
 
     /// The id the next request will carry (rpc.py shows it as `req_id` in errors).
@@ -89,7 +90,7 @@ impl RpcClient {
 
     /// Sends raw bytes (tests use this to send malformed requests).
     pub fn send_raw(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
-        self.stream.write_all(bytes).map_err(|source| ClientError::Io { op: "send request".into(), source })
+        self.stream.write_all(bytes).map_err(|source| ClientError::Io { op: "send request".into(), os_error: source })
     }
 
     /// Receives the next JSON value the server sends, whatever it is.
@@ -109,7 +110,7 @@ impl RpcClient {
                     return Err(ClientError::Timeout)
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(source) => return Err(ClientError::Io { op: "receive response".into(), source }),
+                Err(source) => return Err(ClientError::Io { op: "receive response".into(), os_error: source }),
             }
         }
     }
@@ -120,7 +121,10 @@ fn parse_response(response: Value, id: u64) -> Result<Value, ClientError> {
     let Value::Object(mut obj) = response else {
         return Err(ClientError::InvalidResponse("not an object".into()));
     };
-    if obj.get("id") != Some(&json!(id)) {
+    // An error with a null id answers a request the server did not read
+    // (JSON-RPC 2.0 §5), such as its "server busy" refusal: it is ours too.
+    let unread_request_error = obj.get("id") == Some(&Value::Null) && obj.contains_key("error");
+    if obj.get("id") != Some(&json!(id)) && !unread_request_error {
         return Err(ClientError::InvalidResponse(format!("expected id {id}, got {:?}", obj.get("id"))));
     }
     if let Some(error) = obj.remove("error") {

@@ -28,5 +28,5 @@ pub use host::{HostCommand, HostRequest, HostRpc};
 pub use jsonrpc::{parse_request, Request};
 pub use load::{load_config, load_config_file};
 pub use router::{ConfigSection, Router, RpcHandler};
-pub use server::{serve, ServerHandle, DEFAULT_SOCKET_PATH, MAX_REQUEST_BYTES};
+pub use server::{serve, ServerHandle, DEFAULT_SOCKET_PATH, IDLE_TIMEOUT, MAX_CONNECTIONS, MAX_REQUEST_BYTES};
 pub use service::{GatewayDataPlane, GatewayService};

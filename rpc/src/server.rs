@@ -5,6 +5,11 @@
 //! JSON get a -32700 answer and the connection is closed (the stream cannot
 //! be resynchronised); a request larger than [`MAX_REQUEST_BYTES`] gets
 //! -32600 and is closed too. Nothing a client sends takes the server down.
+//!
+//! Limits, so that no client can lock the operator out: at most
+//! [`MAX_CONNECTIONS`] connections are served at once; one more is answered
+//! with a "server busy" error (-32000) and closed; a connection that sends no
+//! request for [`IDLE_TIMEOUT`] is closed.
 
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::fs::FileTypeExt;
@@ -25,8 +30,16 @@ use crate::router::Router;
 pub const DEFAULT_SOCKET_PATH: &str = "/var/tmp/corepath.sock";
 /// Largest request accepted, in bytes.
 pub const MAX_REQUEST_BYTES: usize = 1 << 20;
-/// Most connections served at once; more are closed on accept.
-const MAX_CONNECTIONS: usize = 32;
+/// Most connections served at once; more get a "server busy" answer.
+pub const MAX_CONNECTIONS: usize = 128;
+/// A connection with no request for this long is closed.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Refusals under way at once at most; beyond that a connection is just closed.
+const MAX_REFUSALS_IN_FLIGHT: usize = 32;
+/// How long a refusal may take (writing it, then reading what the client sent).
+const REFUSAL_WAIT: Duration = Duration::from_millis(200);
+/// JSON-RPC's implementation-defined server error, for "busy".
+const SERVER_BUSY: i32 = -32000;
 /// How often blocked threads look at the shutdown flag.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// Longest wait for a client to take a response.
@@ -96,13 +109,14 @@ pub fn serve(socket_path: impl AsRef<Path>, router: Arc<Router>) -> Result<Serve
 
 fn accept_loop(listener: UnixListener, router: Arc<Router>, stop: Arc<AtomicBool>) {
     let open = Arc::new(AtomicUsize::new(0));
+    let refusing = Arc::new(AtomicUsize::new(0));
     let mut workers: Vec<JoinHandle<()>> = Vec::new();
     while !stop.load(Ordering::SeqCst) {
         workers.retain(|w| !w.is_finished());
         match listener.accept() {
             Ok((stream, _)) => {
                 if open.load(Ordering::SeqCst) >= MAX_CONNECTIONS {
-                    drop(stream);
+                    refuse_busy(stream, &refusing);
                     continue;
                 }
                 open.fetch_add(1, Ordering::SeqCst);
@@ -130,7 +144,53 @@ fn accept_loop(listener: UnixListener, router: Arc<Router>, stop: Arc<AtomicBool
     }
 }
 
-/// Serves one connection until the peer closes it, it sends garbage, or shutdown.
+/// Tells a client over the connection limit that the server is busy, in
+/// words, on a short-lived thread (at most [`MAX_REFUSALS_IN_FLIGHT`] at
+/// once; past that the connection is only closed). The answer goes out at
+/// once; then what the client sent is read for a moment, so that closing
+/// does not reset the connection before the client has read the answer.
+fn refuse_busy(stream: UnixStream, refusing: &Arc<AtomicUsize>) {
+    if refusing.fetch_add(1, Ordering::SeqCst) >= MAX_REFUSALS_IN_FLIGHT {
+        refusing.fetch_sub(1, Ordering::SeqCst);
+        return;
+    }
+    let count = refusing.clone();
+    let spawned = std::thread::Builder::new().name("rpc-busy".into()).spawn(move || {
+        let mut stream = stream;
+        let error = RpcError::new(
+            SERVER_BUSY,
+            format!(
+                "the server is busy: {MAX_CONNECTIONS} connections are open, its limit; \
+                 try again when one closes (idle ones close after {} s)",
+                IDLE_TIMEOUT.as_secs()
+            ),
+        );
+        if stream.set_nonblocking(false).is_ok()
+            && stream.set_write_timeout(Some(REFUSAL_WAIT)).is_ok()
+            && write_response(&mut stream, &error_response(&Value::Null, &error)).is_ok()
+        {
+            let _ = stream.shutdown(std::net::Shutdown::Write);
+            let _ = stream.set_read_timeout(Some(REFUSAL_WAIT / 4));
+            let started = std::time::Instant::now();
+            let mut sink = [0u8; 16 * 1024];
+            while started.elapsed() < REFUSAL_WAIT {
+                match stream.read(&mut sink) {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {}
+                    Err(_) => break,
+                }
+            }
+        }
+        count.fetch_sub(1, Ordering::SeqCst);
+    });
+    if spawned.is_err() {
+        refusing.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Serves one connection until the peer closes it, it sends garbage, it
+/// stays idle for [`IDLE_TIMEOUT`], or shutdown.
 fn serve_connection(mut stream: UnixStream, router: &Router, stop: &AtomicBool) {
     // The accepted socket inherits nothing from the listener on Linux, but be explicit.
     let configured = stream.set_nonblocking(false).is_ok()
@@ -142,11 +202,13 @@ fn serve_connection(mut stream: UnixStream, router: &Router, stop: &AtomicBool) 
     }
     let mut frames = JsonStream::new(MAX_REQUEST_BYTES);
     let mut chunk = vec![0u8; 64 * 1024];
+    let mut last_request = std::time::Instant::now();
     loop {
         // Answer every complete request already buffered.
         loop {
             match frames.next_value() {
                 Ok(Some(value)) => {
+                    last_request = std::time::Instant::now();
                     if let Some(response) = handle_value(router, value) {
                         if write_response(&mut stream, &response).is_err() {
                             return;
@@ -168,7 +230,7 @@ fn serve_connection(mut stream: UnixStream, router: &Router, stop: &AtomicBool) 
                 }
             }
         }
-        if stop.load(Ordering::SeqCst) {
+        if stop.load(Ordering::SeqCst) || last_request.elapsed() > IDLE_TIMEOUT {
             return;
         }
         match stream.read(&mut chunk) {

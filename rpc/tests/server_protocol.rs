@@ -166,3 +166,30 @@ fn corepath_rpc_binary_runs_the_design_sequence_like_rpc_py() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/corepath.sock"));
 }
+
+#[test]
+fn two_hundred_idle_connections_get_busy_in_words_and_the_operator_is_served_once_they_close() {
+    let server = TestServer::start("busy");
+    let idle: Vec<UnixStream> = (0..200).map(|_| UnixStream::connect(&server.path).unwrap()).collect();
+    // The server serves MAX_CONNECTIONS of them; wait until it has taken them all.
+    std::thread::sleep(Duration::from_millis(500));
+    let out = corepath_rpc(&server, &["nvmf_get_subsystems"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "over the limit: {stderr}");
+    assert!(
+        stderr.contains("the server is busy: 128 connections are open"),
+        "corepath-rpc says the server is busy, in words: {stderr}"
+    );
+    drop(idle);
+    // Within 1 s of them closing, the operator is served again.
+    let start = std::time::Instant::now();
+    loop {
+        let out = corepath_rpc(&server, &["nvmf_get_subsystems"]);
+        if out.status.success() {
+            assert!(serde_json::from_slice::<Value>(&out.stdout).unwrap().is_array(), "a list of subsystems");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(1), "still refused 1 s after the idle connections closed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -240,3 +240,24 @@ pub fn wait_for_rpc(daemon: &mut Daemon, socket: &Path, what: &str) {
     });
     assert!(ready.is_some(), "{what}: RPC not answering within 10 s:\n{}", daemon.logs());
 }
+
+/// Runs `corepath-rpc -s <socket> -t 10 args...` against `daemon` and
+/// returns its stdout.
+///
+/// # Panics
+/// When the call fails, with its error and the daemon's log.
+pub fn corepath_rpc_ok(daemon: &Daemon, socket: &Path, args: &[&str]) -> String {
+    let out = Command::new(binary("corepath-rpc"))
+        .args(["-s", socket.to_str().expect("UTF-8 socket path"), "-t", "10"])
+        .args(args)
+        .output()
+        .expect("run corepath-rpc");
+    assert!(
+        out.status.success(),
+        "corepath-rpc {args:?} failed ({}):\n{}\ndaemon log:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        daemon.logs()
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}

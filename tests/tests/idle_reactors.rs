@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use corepath_tests::bins::{binary, wait_for_rpc, Daemon, TempDir};
+use corepath_tests::bins::{binary, corepath_rpc_ok, wait_for_rpc, Daemon, TempDir};
 use corepath_tests::gateway::{free_port, GatewaySetup, TestGateway, NQN};
 use corepath_tests::host::test_controller_options;
 use corepath_tests::{gateway_and_host_cores, pattern};
@@ -71,18 +71,7 @@ impl RpcGateway {
     }
 
     fn rpc(&self, args: &[&str]) -> String {
-        let out = Command::new(binary("corepath-rpc"))
-            .args(["-s", self.socket.to_str().expect("UTF-8 temp path"), "-t", "10"])
-            .args(args)
-            .output()
-            .expect("run corepath-rpc");
-        assert!(
-            out.status.success(),
-            "corepath-rpc {args:?}: {}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            self.daemon.logs()
-        );
-        String::from_utf8(out.stdout).expect("UTF-8 output")
+        corepath_rpc_ok(&self.daemon, &self.socket, args)
     }
 
     fn reactors(&self) -> Value {

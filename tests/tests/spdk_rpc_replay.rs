@@ -19,11 +19,10 @@
 //! Needs the binaries built with this test's profile (`corepath_tests::bins`).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use corepath_tests::bins::{binary, wait_for_rpc, Daemon, TempDir};
+use corepath_tests::bins::{binary, corepath_rpc_ok, wait_for_rpc, Daemon, TempDir};
 use corepath_tests::gateway::{free_port, NQN};
 use corepath_tests::host::{start_engine, test_controller_options};
 use corepath_tests::{controller_paths, wait_for};
@@ -222,19 +221,7 @@ impl Tgt {
 
     /// `corepath-rpc -s <socket> -t 10 args...`, expecting success; its stdout.
     fn corepath_rpc(&self, args: &[&str]) -> String {
-        let out = Command::new(binary("corepath-rpc"))
-            .args(["-s", self.socket.to_str().expect("UTF-8 temp path"), "-t", "10"])
-            .args(args)
-            .output()
-            .expect("run corepath-rpc");
-        assert!(
-            out.status.success(),
-            "corepath-rpc {args:?} failed ({}):\n{}\ndaemon log:\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr),
-            self.daemon.logs()
-        );
-        String::from_utf8(out.stdout).expect("UTF-8 output")
+        corepath_rpc_ok(&self.daemon, &self.socket, args)
     }
 
     /// SIGTERM, and the daemon exits (closing its listeners).
