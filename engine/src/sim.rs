@@ -270,7 +270,7 @@ impl HostTransport for SimHostTransport {
         let Some(backlog) = f.backlog.get_mut(&key) else {
             return Err(TransportError::Io {
                 op: "connect",
-                source: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+                os_error: std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
             });
         };
         let link = Arc::new(Mutex::new(Link { blackholed, delay_ns, ..Link::default() }));

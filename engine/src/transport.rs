@@ -31,13 +31,14 @@ use crate::trid::TransportId;
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
     /// A socket or verbs call failed.
-    #[error("{op}: {source}")]
+    // The OS error is in the message and not a `source`, so that a report
+    // printing the error chain does not say it twice.
+    #[error("{op}: {os_error}")]
     Io {
         /// What was being done.
         op: &'static str,
         /// The OS error.
-        #[source]
-        source: std::io::Error,
+        os_error: std::io::Error,
     },
     /// The peer closed the connection.
     #[error("connection closed by peer")]

@@ -48,7 +48,7 @@
 //! Connect gets a new controller), so keeping it only delays freeing its
 //! controller ID and queues.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, OnceLock, TryLockError};
 use std::time::Duration;
@@ -91,8 +91,18 @@ const LISTENER_TOKEN: u64 = 1 << 63;
 const ACCEPTS_PER_TURN: usize = 16;
 /// Commands executed per queue pair per turn at most, so one queue cannot starve the others.
 const COMMANDS_PER_TURN: usize = 256;
-/// How long an accepted connection may go without a successful Connect.
-const CONNECT_WAIT_NS: u64 = 30_000_000_000;
+/// How long an accepted connection may go without a successful Connect
+/// (ICReq and Connect come at once from any real host).
+const CONNECT_WAIT_NS: u64 = 5_000_000_000;
+/// How long a listener stops accepting after the process ran out of file
+/// descriptors: at first, and at most (the pause doubles while it lasts).
+const ACCEPT_BACKOFF_FIRST_NS: u64 = 1_000_000;
+const ACCEPT_BACKOFF_MAX_NS: u64 = 100_000_000;
+/// A repeating log line is printed at most once per this interval, with a
+/// count of the ones held back.
+const LOG_INTERVAL_NS: u64 = 1_000_000_000;
+/// Connections a gateway serves at once unless told otherwise.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 /// How long `stop_listening` waits for reactor 0 to close the socket.
 const STOP_LISTENING_WAIT: Duration = Duration::from_secs(5);
 
@@ -101,6 +111,39 @@ const STOP_LISTENING_WAIT: Duration = Duration::from_secs(5);
 fn log_event(msg: std::fmt::Arguments<'_>) {
     // "gateway:", not the daemon's name: corepath-bench embeds the gateway too.
     eprintln!("gateway: {msg}");
+}
+
+/// One kind of repeating log line (an accept failure, a refused Connect):
+/// printed at most once per [`LOG_INTERVAL_NS`], with the count of the lines
+/// held back since, so that a client cannot flood the log.
+#[derive(Debug, Default)]
+struct LogLimiter {
+    next_ns: u64,
+    held_back: u64,
+}
+
+impl LogLimiter {
+    fn log(&mut self, now_ns: u64, msg: std::fmt::Arguments<'_>) {
+        if now_ns < self.next_ns {
+            self.held_back += 1;
+            return;
+        }
+        match std::mem::take(&mut self.held_back) {
+            0 => log_event(msg),
+            n => log_event(format_args!("{msg} (and {n} more like it since the last such line)")),
+        }
+        self.next_ns = now_ns.saturating_add(LOG_INTERVAL_NS);
+    }
+}
+
+/// True when `e` says the process or system is out of file descriptors or
+/// socket memory: a condition that passes, not a broken listener.
+fn out_of_descriptors(e: &TransportError) -> bool {
+    matches!(
+        e,
+        TransportError::Io { os_error, .. }
+            if matches!(os_error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM))
+    )
 }
 
 /// Why the gateway refused a request.
@@ -148,6 +191,8 @@ pub struct GatewayOptions {
     pub trtype: TrType,
     /// The clock (a manual clock in simulation).
     pub clock: Arc<dyn Clock>,
+    /// Connections served at once, on all cores; more are closed on accept.
+    pub max_connections: usize,
 }
 
 impl Default for GatewayOptions {
@@ -157,6 +202,7 @@ impl Default for GatewayOptions {
             idle: IdlePolicy::default(),
             trtype: TrType::Tcp,
             clock: Arc::new(MonotonicClock::new()),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -178,6 +224,9 @@ pub struct GatewayContext {
     pokes: AtomicU64,
     /// The reactors to wake on a poke (set once they run).
     wakers: OnceLock<Vec<Waker>>,
+    /// Connections open on all cores, and the most allowed.
+    connections: AtomicUsize,
+    max_connections: AtomicUsize,
 }
 
 impl GatewayContext {
@@ -192,7 +241,19 @@ impl GatewayContext {
             next_qpair_id: AtomicU64::new(1),
             pokes: AtomicU64::new(0),
             wakers: OnceLock::new(),
+            connections: AtomicUsize::new(0),
+            max_connections: AtomicUsize::new(DEFAULT_MAX_CONNECTIONS),
         })
+    }
+
+    /// Connections open now on all cores, and the most allowed.
+    pub fn connections(&self) -> (usize, usize) {
+        (self.connections.load(Ordering::Relaxed), self.max_connections.load(Ordering::Relaxed))
+    }
+
+    /// Sets the most connections served at once (those open stay).
+    pub fn set_max_connections(&self, max: usize) {
+        self.max_connections.store(max, Ordering::Relaxed);
     }
 
     /// The configuration.
@@ -387,6 +448,9 @@ struct ListenerEntry<L> {
     readiness: Readiness,
     /// Connections may be waiting: try `accept` this turn.
     pending: bool,
+    /// Out of descriptors: no `accept` before this time, and the pause that got it there.
+    paused_until_ns: u64,
+    backoff_ns: u64,
 }
 
 /// One core's share of the gateway: its listeners (reactor 0), its queue
@@ -422,6 +486,9 @@ pub struct GatewayCore<L: TargetListener + 'static> {
     next_scan_ns: u64,
     /// This core's AIO context (set up on first use).
     aio: AioEngine,
+    accept_log: LogLimiter,
+    over_limit_log: LogLimiter,
+    connect_refused_log: LogLimiter,
 }
 
 impl<L: TargetListener + 'static> GatewayCore<L> {
@@ -445,6 +512,9 @@ impl<L: TargetListener + 'static> GatewayCore<L> {
             seen_config_generation: u64::MAX,
             next_scan_ns: 0,
             aio: AioEngine::new(),
+            accept_log: LogLimiter::default(),
+            over_limit_log: LogLimiter::default(),
+            connect_refused_log: LogLimiter::default(),
         }
     }
 
@@ -457,7 +527,14 @@ impl<L: TargetListener + 'static> GatewayCore<L> {
     /// Takes a listener: its accepted connections are spread over the cores.
     pub fn add_listener(&mut self, origin: QpairOrigin, listener: L) {
         log_event(format_args!("listening on {}", origin.listen));
-        self.listeners.push(ListenerEntry { origin, listener, readiness: Readiness::Unregistered, pending: true });
+        self.listeners.push(ListenerEntry {
+            origin,
+            listener,
+            readiness: Readiness::Unregistered,
+            pending: true,
+            paused_until_ns: 0,
+            backoff_ns: 0,
+        });
     }
 
     /// Closes the listener on `addr`; returns false if there was none.
@@ -682,6 +759,7 @@ impl<L: TargetListener + 'static> GatewayCore<L> {
         }
         self.free_slots.push(slot);
         self.live_qpairs -= 1;
+        self.ctx.connections.fetch_sub(1, Ordering::Relaxed);
         self.gauges.qpairs.store(self.live_qpairs as u64, Ordering::Relaxed);
         if let QpairRole::Io(io) = &e.role {
             io.ctrl.release_io_qid(io.qid, io.epoch);
@@ -752,7 +830,9 @@ impl<L: TargetListener + 'static> GatewayCore<L> {
     }
 
     /// Step 2: accepts pending connections and hands them out round-robin.
-    fn accept(&mut self, rctx: &mut ReactorCtx) -> usize {
+    /// Past the connection limit a new connection is closed at once; out of
+    /// descriptors, the listener pauses for a short, growing time.
+    fn accept(&mut self, rctx: &mut ReactorCtx, now_ns: u64) -> usize {
         let mut accepted = Vec::new();
         for (position, l) in self.listeners.iter_mut().enumerate() {
             if l.readiness == Readiness::Unregistered {
@@ -763,21 +843,51 @@ impl<L: TargetListener + 'static> GatewayCore<L> {
                     _ => Readiness::Polled,
                 };
             }
-            if !l.pending && l.readiness == Readiness::Evented {
+            if (!l.pending && l.readiness == Readiness::Evented) || now_ns < l.paused_until_ns {
                 continue;
             }
             // Drained (accept said "none") unless the per-turn cap stopped us first.
             let mut drained = false;
             for _ in 0..ACCEPTS_PER_TURN {
                 match l.listener.accept() {
-                    Ok(Some(qp)) => accepted.push((qp, l.origin.clone())),
+                    Ok(Some(qp)) => {
+                        l.backoff_ns = 0;
+                        let (open, max) = self.ctx.connections();
+                        if open >= max {
+                            self.over_limit_log.log(
+                                now_ns,
+                                format_args!(
+                                    "connection from {} on {} closed: {open} connections are open, the limit",
+                                    qp.peer_addr(),
+                                    l.origin.listen
+                                ),
+                            );
+                            drop(qp);
+                            continue;
+                        }
+                        self.ctx.connections.fetch_add(1, Ordering::Relaxed);
+                        accepted.push((qp, l.origin.clone()));
+                    }
                     Ok(None) => {
                         drained = true;
                         break;
                     }
                     Err(e) => {
-                        log_event(format_args!("accept on {}: {e}", l.origin.listen));
-                        drained = true;
+                        if out_of_descriptors(&e) {
+                            l.backoff_ns = (l.backoff_ns * 2).clamp(ACCEPT_BACKOFF_FIRST_NS, ACCEPT_BACKOFF_MAX_NS);
+                            l.paused_until_ns = now_ns.saturating_add(l.backoff_ns);
+                            self.accept_log.log(
+                                now_ns,
+                                format_args!(
+                                    "accept on {}: {e}; not accepting for {} ms",
+                                    l.origin.listen,
+                                    l.backoff_ns / 1_000_000
+                                ),
+                            );
+                        } else {
+                            self.accept_log.log(now_ns, format_args!("accept on {}: {e}", l.origin.listen));
+                            drained = true;
+                        }
                         break;
                     }
                 }
@@ -877,6 +987,7 @@ impl<L: TargetListener + 'static> GatewayCore<L> {
     fn service(&mut self, slot: usize, now_ns: u64) -> Result<usize, Teardown> {
         let ctx = &*self.ctx;
         let aio = &mut self.aio;
+        let refused_log = &mut self.connect_refused_log;
         let core = self.index;
         let Some(e) = self.slots[slot].as_mut() else { return Ok(0) };
         let mut work = e.qpair.poll(now_ns).map_err(Teardown::Transport)?;
@@ -954,7 +1065,7 @@ impl<L: TargetListener + 'static> GatewayCore<L> {
                     // A reset (CC.EN 1 → 0) ends the IO queues on every core, cold ones too.
                     poke |= a.ctrl.reset_epoch() != epoch;
                 }
-                QpairRole::AwaitingConnect { .. } => on_connect(ctx, e, &cmd, now_ns),
+                QpairRole::AwaitingConnect { .. } => on_connect(ctx, e, &cmd, now_ns, refused_log),
             }
         }
         if let QpairRole::Admin(a) = &mut e.role {
@@ -1014,7 +1125,13 @@ fn complete<Q: TargetQpair>(
 
 /// The first command of a queue pair: Fabrics Connect, which makes it an
 /// admin queue (new controller) or an IO queue (of an existing one).
-fn on_connect<Q: TargetQpair>(ctx: &GatewayContext, e: &mut QpairEntry<Q>, cmd: &TargetCommand, now_ns: u64) {
+fn on_connect<Q: TargetQpair>(
+    ctx: &GatewayContext,
+    e: &mut QpairEntry<Q>,
+    cmd: &TargetCommand,
+    now_ns: u64,
+    refused_log: &mut LogLimiter,
+) {
     let sqe = &cmd.sqe;
     if !sqe.is_fabrics() || sqe.fctype() != fctype::CONNECT {
         let status = Status::generic(generic::COMMAND_SEQUENCE_ERROR).with_dnr();
@@ -1054,12 +1171,15 @@ fn on_connect<Q: TargetQpair>(ctx: &GatewayContext, e: &mut QpairEntry<Q>, cmd: 
             complete(&mut e.qpair, cmd, qid, e.sqhd, Status::SUCCESS, connect_success_dw0(cntlid), 0, 0);
         }
         Err(reject) => {
-            log_event(format_args!(
-                "connect from {} (qpair {}, qid {qid}) refused: {}",
-                e.qpair.peer_addr(),
-                e.id,
-                reject.status
-            ));
+            refused_log.log(
+                now_ns,
+                format_args!(
+                    "connect from {} (qpair {}, qid {qid}) refused: {}",
+                    e.qpair.peer_addr(),
+                    e.id,
+                    reject.status
+                ),
+            );
             complete(&mut e.qpair, cmd, qid, e.sqhd, reject.status, reject.dw0, 0, 0);
         }
     }
@@ -1079,7 +1199,7 @@ impl<L: TargetListener + 'static> Poller for GatewayCore<L> {
             self.seen_pokes = pokes;
             work += self.sweep(now_ns, poked);
         }
-        work += self.accept(rctx);
+        work += self.accept(rctx, now_ns);
         // AIO completions are queued on their queue pairs here and sent by the flush in poll_hot.
         work += self.complete_aio();
         work += self.poll_hot(rctx, now_ns);
@@ -1096,20 +1216,24 @@ impl<L: TargetListener + 'static> Poller for GatewayCore<L> {
     fn next_deadline_ns(&self, now_ns: u64) -> Option<u64> {
         // Hot queue pairs are polled until they go quiet; AIO completions are
         // reaped by polling; a listener without a descriptor is polled.
+        let listener_ready =
+            |l: &ListenerEntry<L>| now_ns >= l.paused_until_ns && (l.pending || l.readiness != Readiness::Evented);
         if !self.hot.is_empty()
             || self.aio.busy() != 0
-            || self.listeners.iter().any(|l| l.pending || l.readiness != Readiness::Evented)
+            || self.listeners.iter().any(listener_ready)
             || self.ctx.pokes.load(Ordering::Acquire) != self.seen_pokes
         {
             return Some(now_ns);
         }
+        // A paused listener (out of descriptors) tries again when its pause ends.
+        let resume_ns = self.listeners.iter().filter(|l| l.pending).map(|l| l.paused_until_ns).min();
         // Reactor 0's periodic configuration scan is for changes nobody
         // announced; every RPC announces its change and wakes it, so asleep it
         // waits for that.
         if self.index == 0 && self.ctx.config_generation.load(Ordering::Acquire) != self.seen_config_generation {
             return Some(now_ns);
         }
-        Some(self.next_sweep_ns.max(now_ns))
+        Some(resume_ns.map_or(self.next_sweep_ns, |r| r.min(self.next_sweep_ns)).max(now_ns))
     }
 }
 struct Running<L: TargetListener + 'static> {
@@ -1142,6 +1266,7 @@ impl<T: TargetTransport> Gateway<T> {
             return Err(GatewayError::NoCores);
         }
         let ctx = GatewayContext::new(state);
+        ctx.set_max_connections(opts.max_connections);
         let peers: Peers<T::Listener> = Arc::new(OnceLock::new());
         let gauges: Vec<Arc<CoreGauges>> = opts.cores.iter().map(|_| Arc::new(CoreGauges::default())).collect();
         let make = {
@@ -1267,7 +1392,14 @@ impl<T: TargetTransport> Gateway<T> {
                 })
             })
             .collect();
-        json!({ "tick_rate": 1_000_000_000u64, "reactors": reactors })
+        let (connections, max_connections) = self.ctx.connections();
+        // Beside SPDK's keys: the connection limit and what is open.
+        json!({
+            "tick_rate": 1_000_000_000u64,
+            "reactors": reactors,
+            "connections": connections,
+            "max_connections": max_connections,
+        })
     }
 
     /// Stops the reactors (closing every listener and connection). Idempotent.

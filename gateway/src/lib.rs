@@ -21,4 +21,4 @@ mod io_cmd;
 mod smart;
 
 pub use controller::{Controller, ControllerInfo, ControllerKind, QpairOrigin};
-pub use gateway::{Gateway, GatewayContext, GatewayCore, GatewayError, GatewayOptions};
+pub use gateway::{Gateway, GatewayContext, GatewayCore, GatewayError, GatewayOptions, DEFAULT_MAX_CONNECTIONS};

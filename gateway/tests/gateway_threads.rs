@@ -23,6 +23,7 @@ fn start(cores: Vec<usize>) -> (Gateway<FakeTransport>, FakeTransport) {
         idle: IdlePolicy::adaptive(),
         trtype: TrType::Tcp,
         clock: Arc::new(MonotonicClock::new()),
+        ..GatewayOptions::default()
     };
     let gw = Gateway::start(transport.clone(), Arc::new(Mutex::new(state)), opts).unwrap();
     (gw, transport)

@@ -64,7 +64,7 @@ pub(crate) fn io_error(op: &'static str, e: io::Error) -> TransportError {
         io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionAborted => {
             TransportError::Closed
         }
-        _ => TransportError::Io { op, source: e },
+        _ => TransportError::Io { op, os_error: e },
     }
 }
 

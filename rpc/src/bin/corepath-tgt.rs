@@ -52,7 +52,16 @@ struct Args {
     /// With --idle adaptive: microseconds of idle turns before a reactor sleeps.
     #[arg(long = "idle-spin-us", alias = "idle_spin_us", value_name = "US", default_value_t = 50)]
     idle_spin_us: u64,
+    /// NVMe-oF connections served at once (all listeners, all cores); more are
+    /// closed on accept. Default: 4096, or fewer when the file descriptor
+    /// limit (raised to its hard limit at start) leaves less room.
+    #[arg(long = "max-connections", alias = "max_connections", value_name = "N")]
+    max_connections: Option<usize>,
 }
+
+/// File descriptors kept back from NVMe-oF connections (RPC, bdev files,
+/// logs): this many, or a quarter of a smaller limit.
+const RESERVED_FDS: usize = 256;
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -64,7 +73,30 @@ fn main() -> anyhow::Result<()> {
         Idle::Adaptive => IdlePolicy::Adaptive { spin_ns: args.idle_spin_us.saturating_mul(1_000) },
         Idle::Interrupt => IdlePolicy::Interrupt,
     };
-    let opts = GatewayOptions { cores, idle, trtype: TrType::Tcp, clock: Arc::new(MonotonicClock::new()) };
+    // Every connection is a descriptor: take the hard limit, and keep the
+    // connection limit below it so that running out shows as a clean refusal.
+    let fd_limit = sys::raise_fd_limit().context("raise the open-file limit (RLIMIT_NOFILE)")?;
+    let fd_limit_usize = usize::try_from(fd_limit).unwrap_or(usize::MAX);
+    let reserved = RESERVED_FDS.min(fd_limit_usize / 4);
+    let fit = fd_limit_usize.saturating_sub(reserved).max(1);
+    let max_connections = match args.max_connections {
+        Some(n) if n > fit => {
+            return Err(anyhow!(
+                "--max-connections {n} does not fit in the open-file limit of {fd_limit} \
+                 ({reserved} kept back for the rest): raise `ulimit -Hn` or ask for at most {fit}"
+            ))
+        }
+        Some(0) => return Err(anyhow!("--max-connections must be at least 1")),
+        Some(n) => n,
+        None => gateway::DEFAULT_MAX_CONNECTIONS.min(fit),
+    };
+    let opts = GatewayOptions {
+        cores,
+        idle,
+        trtype: TrType::Tcp,
+        clock: Arc::new(MonotonicClock::new()),
+        max_connections,
+    };
     let service = GatewayService::start(TcpTargetTransport::new(), opts).context("start the gateway")?;
     let result = serve(&args, &service);
     service.shutdown();
@@ -105,6 +137,23 @@ mod sys {
     /// True once SIGINT or SIGTERM arrived.
     pub(crate) fn stop_requested() -> bool {
         STOP.load(Ordering::SeqCst)
+    }
+
+    /// Raises the soft open-file limit to the hard one; returns the limit now in force.
+    pub(crate) fn raise_fd_limit() -> std::io::Result<u64> {
+        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: `limit` is a valid, exclusively borrowed rlimit for getrlimit to fill.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+            // SAFETY: `raised` is a valid rlimit read by setrlimit only.
+            if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+                limit = raised;
+            }
+        }
+        Ok(limit.rlim_cur as u64)
     }
 
     /// Routes SIGINT and SIGTERM to [`stop_requested`].
