@@ -16,6 +16,9 @@ pub const DEFAULT_SEED: u64 = 0x00C0_4E9A_7B3E_5EED;
 /// Most cores a mask may name.
 pub const MAX_CORES: u32 = 1024;
 
+/// Most jobs `--numjobs` may ask for.
+pub const MAX_JOBS: u32 = 4096;
+
 const LONG_ABOUT: &str = "\
 A fio-like load generator for corepath's NVMe-oF host engine.
 
@@ -40,7 +43,17 @@ both --embedded and --trid, the in-process gateways listen on the given addresse
 
 --verify stamps every written block with its offset, a generation and a CRC and
 checks every read against the last acknowledged write; jobs then use disjoint
-parts of the region and never have two IOs on one block at once.";
+parts of the region and never have two IOs on one block at once. As in fio, a
+run verifies only what it wrote itself: blocks it has not written yet hold
+whatever earlier runs left and are not checked.
+
+fio users: --name, --numjobs, --rw, --bs, --iodepth, --size, --offset,
+--runtime, --ramp_time, --rate_iops, --group_reporting, --output-format and
+--filename (here the bdev, e.g. Nvme0n1) mean what they mean in fio;
+--ioengine and --direct are accepted and ignored with a note on stderr (IO
+always goes through corepath's own polled NVMe-oF host, which has no page
+cache: --direct=1 is what always happens). Ctrl-C stops the jobs and prints the
+report of what ran so far (exit status 128, as fio).";
 
 /// Report format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -302,6 +315,28 @@ pub struct Args {
     #[arg(long, value_name = "MASK", default_value = "0x1")]
     pub cpumask: CoreList,
 
+    /// Jobs in total (fio's numjobs: that many copies of the job), placed on
+    /// the --cpumask cores in turn (default: one per core; fewer jobs than
+    /// cores use the first cores only).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=MAX_JOBS as i64))]
+    pub numjobs: Option<u32>,
+
+    /// The bdev to run on, as SPDK names it (fio's --filename), e.g. Nvme0n1
+    /// (default: the first namespace found). An unknown name is refused with
+    /// the list of those there are.
+    #[arg(long, value_name = "BDEV")]
+    pub filename: Option<String>,
+
+    /// Accepted for fio command lines and ignored, with a note on stderr: IO
+    /// always goes through corepath's own NVMe-oF host engine.
+    #[arg(long, value_name = "ENGINE")]
+    pub ioengine: Option<String>,
+
+    /// Accepted for fio command lines and ignored, with a note on stderr when
+    /// 0: the host engine has no page cache, every IO goes to the target.
+    #[arg(long, value_name = "0|1", value_parser = clap::value_parser!(u8).range(0..=1))]
+    pub direct: Option<u8>,
+
     /// Measured run time in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub runtime: u64,
@@ -313,6 +348,18 @@ pub struct Args {
     /// Seconds of load before measuring starts.
     #[arg(long = "ramp_time", alias = "ramp-time", value_name = "SECS", default_value_t = 0)]
     pub ramp_time: u64,
+
+    /// Caps each job at N IOPS (reads and writes each), or R reads and W writes with R,W (fio's rate_iops).
+    #[arg(long = "rate_iops", alias = "rate-iops", value_name = "N|R,W", value_parser = parse_rate_iops)]
+    pub rate_iops: Option<RateIops>,
+
+    /// What the host reactors do when idle: busy (spin), adaptive (spin, then sleep) or interrupt (sleep at once).
+    #[arg(long, value_name = "MODE", default_value = "adaptive")]
+    pub idle: String,
+
+    /// With --idle adaptive: microseconds of idle spinning before a reactor sleeps.
+    #[arg(long = "idle_spin_us", alias = "idle-spin-us", value_name = "US", default_value_t = 50)]
+    pub idle_spin_us: u64,
 
     /// Bytes of the namespace to use, from --offset (default: to the end).
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
@@ -356,8 +403,8 @@ pub struct Args {
     #[arg(long = "status-interval", alias = "status_interval", value_name = "SECS", default_value_t = 1)]
     pub status_interval: u64,
 
-    /// Job name in reports.
-    #[arg(long, default_value = "corepath")]
+    /// Job name in reports (fio's --name).
+    #[arg(long, value_name = "NAME", default_value = "corepath")]
     pub name: String,
 
     /// Report all jobs as one, as fio's --group_reporting.
@@ -419,9 +466,67 @@ pub enum ConfigError {
     /// `--selector`/`--rr-min-io` without `--policy active_active`.
     #[error("--selector and --rr-min-io need --policy active_active")]
     SelectorWithoutActiveActive,
+    /// `--idle` that is not a known mode.
+    #[error("--idle: {0}")]
+    BadIdle(String),
     /// A negative or non-finite `--kill-a-after`.
     #[error("--kill-a-after must be a number of seconds >= 0")]
     BadKillTime,
+    /// A remote `--trid` without `subnqn` (it would connect to the discovery service).
+    #[error(
+        "--trid '{0}' names no subnqn, so it would reach the discovery service ({DISCOVERY}), which has no \
+         namespaces: add subnqn:<NQN of the subsystem> (`nvme discover -t tcp -a <traddr> -s <trsvcid>` lists them)",
+        DISCOVERY = protocol::DISCOVERY_NQN
+    )]
+    DiscoveryNqn(String),
+    /// `--cpumask` names cores this process cannot run on.
+    #[error(
+        "--cpumask names {}, which this machine does not have or this process may not use \
+         (cores available: {available})",
+        name_cores(missing)
+    )]
+    NoSuchCores {
+        /// The cores of the mask that are not available.
+        missing: Vec<u32>,
+        /// The cores that are, as a list (`0-1`).
+        available: String,
+    },
+}
+
+fn name_cores(cores: &[u32]) -> String {
+    let list: Vec<String> = cores.iter().map(u32::to_string).collect();
+    match list.len() {
+        1 => format!("core {}", list[0]),
+        _ => format!("cores {}", list.join(", ")),
+    }
+}
+
+/// The cores this process may run on: its affinity (`Cpus_allowed_list` of
+/// /proc/self/status), else the online CPUs, else 0..available_parallelism.
+pub fn available_cores() -> Vec<u32> {
+    let from_list = |text: &str| parse_cpumask(&format!("[{}]", text.trim())).ok().map(|l| l.0);
+    let affinity = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| status.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:")).and_then(&from_list));
+    affinity
+        .or_else(|| std::fs::read_to_string("/sys/devices/system/cpu/online").ok().and_then(|t| from_list(&t)))
+        .unwrap_or_else(|| (0..std::thread::available_parallelism().map_or(1, |n| n.get() as u32)).collect())
+}
+
+/// `0-3,6` for cores 0, 1, 2, 3 and 6.
+pub fn format_core_list(cores: &[u32]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while let Some(&first) = cores.get(i) {
+        let mut last = first;
+        while cores.get(i + 1) == Some(&(last + 1)) {
+            last += 1;
+            i += 1;
+        }
+        parts.push(if first == last { first.to_string() } else { format!("{first}-{last}") });
+        i += 1;
+    }
+    parts.join(",")
 }
 
 /// How the host attaches and uses paths (multipath mode).
@@ -515,6 +620,56 @@ pub struct BenchConfig {
     pub job_name: String,
     /// Report jobs as one.
     pub group_reporting: bool,
+    /// Per-job IOPS cap (`--rate_iops`).
+    pub rate_iops: Option<RateIops>,
+    /// Host reactors' idle policy.
+    pub idle: engine::IdlePolicy,
+    /// Jobs in total (`--numjobs`; default one per core).
+    pub numjobs: u32,
+    /// The bdev to run on (`--filename`; `None`: the first).
+    pub filename: Option<String>,
+    /// What the options given do not do here (fio options accepted and
+    /// ignored), for stderr.
+    pub notes: Vec<String>,
+}
+
+/// fio's `rate_iops`: a cap on reads and one on writes, per job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateIops {
+    /// Reads per second at most.
+    pub read: u32,
+    /// Writes per second at most.
+    pub write: u32,
+}
+
+impl RateIops {
+    /// The pace of one job's IOs: the fastest total rate at which, with
+    /// `rwmixread_pct` percent reads, neither cap is exceeded on average.
+    /// `None` when that is no cap at all.
+    pub fn interval_ns(&self, pattern: RwPattern, rwmixread_pct: u8) -> Option<u64> {
+        let read_share = match pattern {
+            RwPattern::Read | RwPattern::RandRead => 1.0,
+            RwPattern::Write | RwPattern::RandWrite => 0.0,
+            _ => f64::from(rwmixread_pct) / 100.0,
+        };
+        let cap = |rate: u32, share: f64| if share > 0.0 { f64::from(rate) / share } else { f64::INFINITY };
+        let total = cap(self.read, read_share).min(cap(self.write, 1.0 - read_share));
+        (total.is_finite() && total > 0.0).then(|| (1e9 / total).round().max(1.0) as u64)
+    }
+}
+
+/// `N` (both) or `R,W`; 0 means no IO of that kind may be issued, as fio's does not allow: refused.
+fn parse_rate_iops(s: &str) -> Result<RateIops, String> {
+    let num = |v: &str| -> Result<u32, String> {
+        match v.trim().parse::<u32>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(format!("'{v}' is not a positive number of IOPS")),
+        }
+    };
+    match s.split_once(',') {
+        None => num(s).map(|n| RateIops { read: n, write: n }),
+        Some((r, w)) => Ok(RateIops { read: num(r)?, write: num(w)? }),
+    }
 }
 
 impl BenchConfig {
@@ -582,8 +737,28 @@ impl BenchConfig {
                 file: args.embedded_file,
             }
         } else {
+            if let Some(t) = args.trid.iter().find(|t| t.subnqn == protocol::DISCOVERY_NQN) {
+                return Err(ConfigError::DiscoveryNqn(t.to_string()));
+            }
             TargetMode::Remote { trids: args.trid }
         };
+        let mut notes = Vec::new();
+        if let Some(engine) = &args.ioengine {
+            notes.push(format!(
+                "--ioengine {engine} ignored: IO always goes through corepath's own NVMe-oF host engine \
+                 (polled, queue depth --iodepth)"
+            ));
+        }
+        if args.direct == Some(0) {
+            notes.push(
+                "--direct 0 ignored: the host engine has no page cache, every IO goes to the target (as --direct 1)"
+                    .to_string(),
+            );
+        }
+        let mut cores = args.cpumask.0;
+        let numjobs = args.numjobs.unwrap_or(cores.len() as u32);
+        // Fewer jobs than cores: only the cores that get a job run a reactor.
+        cores.truncate(numjobs as usize);
         let paths = PathOptions {
             mode: args.multipath,
             ctrlr_loss_timeout_sec: args.ctrlr_loss_timeout_sec,
@@ -608,7 +783,7 @@ impl BenchConfig {
             rwmixread_pct,
             io_size_bytes,
             iodepth: args.iodepth,
-            cores: args.cpumask.0,
+            cores,
             runtime_ns: args.runtime.saturating_mul(NS_PER_S),
             ramp_ns: args.ramp_time.saturating_mul(NS_PER_S),
             region_offset_bytes: args.offset,
@@ -621,7 +796,30 @@ impl BenchConfig {
             status_interval_ns: args.status_interval.saturating_mul(NS_PER_S),
             job_name: args.name,
             group_reporting: args.group_reporting,
+            rate_iops: args.rate_iops,
+            idle: engine::IdlePolicy::parse(&args.idle, Some(std::time::Duration::from_micros(args.idle_spin_us)))
+                .map_err(ConfigError::BadIdle)?,
+            numjobs,
+            filename: args.filename,
+            notes,
         })
+    }
+
+    /// Refuses a `--cpumask` naming cores outside `available` (see
+    /// [`available_cores`]), as SPDK refuses a core mask beyond the machine.
+    pub fn check_cores(&self, available: &[u32]) -> Result<(), ConfigError> {
+        let missing: Vec<u32> = self.cores.iter().copied().filter(|c| !available.contains(c)).collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::NoSuchCores { missing, available: format_core_list(available) })
+        }
+    }
+
+    /// The core of each job, in job order: the mask's cores in turn, as many
+    /// as `--numjobs` (one per core by default).
+    pub fn job_cores(&self) -> Vec<u32> {
+        self.cores.iter().copied().cycle().take(self.numjobs as usize).collect()
     }
 
     /// Parses a command line (first item: the program name) into a configuration.
@@ -641,7 +839,7 @@ impl BenchConfig {
             ("rw", self.pattern.fio_name().to_string()),
             ("bs", format_size(u64::from(self.io_size_bytes))),
             ("iodepth", self.iodepth.to_string()),
-            ("numjobs", self.cores.len().to_string()),
+            ("numjobs", self.numjobs.to_string()),
             ("runtime", (self.runtime_ns / NS_PER_S).to_string()),
             ("time_based", "1".to_string()),
             ("randseed", self.seed.to_string()),
@@ -649,6 +847,9 @@ impl BenchConfig {
         ];
         if self.pattern.is_mixed() {
             options.push(("rwmixread", self.rwmixread_pct.to_string()));
+        }
+        if let Some(r) = self.rate_iops {
+            options.push(("rate_iops", format!("{},{}", r.read, r.write)));
         }
         if self.ramp_ns > 0 {
             options.push(("ramp_time", (self.ramp_ns / NS_PER_S).to_string()));
@@ -661,6 +862,9 @@ impl BenchConfig {
             if self.verify_final_pass {
                 options.push(("verify_final_pass", "1".to_string()));
             }
+        }
+        if let Some(f) = &self.filename {
+            options.push(("filename", f.clone()));
         }
         let cores: Vec<String> = self.cores.iter().map(u32::to_string).collect();
         options.push(("cpus_allowed", cores.join(",")));
@@ -932,5 +1136,63 @@ mod tests {
         assert!(help.contains("Without --trid, corepath-bench starts in-process gateways"));
         assert!(help.contains("--kill-a-after"));
         assert!(help.contains("--rwmixread"));
+    }
+
+    #[test]
+    fn a_remote_trid_without_subnqn_is_refused() {
+        let err = parse(&["--trid=trtype:tcp traddr:127.0.0.2 trsvcid:4420"]).unwrap_err();
+        assert!(matches!(err, CliError::Config(ConfigError::DiscoveryNqn(_))), "{err}");
+        assert!(err.to_string().contains("add subnqn:"), "{err}");
+        // The embedded gateways' listen addresses need none.
+        assert!(parse(&["--embedded", "--trid=trtype:tcp traddr:127.0.0.2"]).is_ok());
+    }
+
+    #[test]
+    fn numjobs_places_jobs_on_the_mask_cores_in_turn() {
+        let c = parse(&["--cpumask=0x3", "--numjobs=5"]).unwrap();
+        assert_eq!(c.job_cores(), [0, 1, 0, 1, 0]);
+        assert_eq!(c.cores, [0, 1]);
+        let c = parse(&["--cpumask=0x3", "--numjobs=1"]).unwrap();
+        assert_eq!((c.job_cores(), c.cores.clone()), (vec![0], vec![0]));
+        assert_eq!(parse(&["--cpumask=0x6"]).unwrap().job_cores(), [1, 2]);
+        assert!(matches!(parse(&["--numjobs=0"]), Err(CliError::Usage(_))));
+        let options = parse(&["--numjobs=3"]).unwrap().job_options();
+        assert!(options.contains(&("numjobs", "3".to_string())));
+    }
+
+    #[test]
+    fn fio_only_flags_are_accepted_with_a_note() {
+        let c = parse(&["--ioengine=libaio", "--direct=1", "--name=seqread", "--filename=Nvme0n1"]).unwrap();
+        assert_eq!(c.notes.len(), 1);
+        assert!(c.notes[0].contains("--ioengine libaio ignored"), "{:?}", c.notes);
+        assert_eq!(c.filename.as_deref(), Some("Nvme0n1"));
+        assert_eq!(c.job_name, "seqread");
+        let c = parse(&["--direct=0"]).unwrap();
+        assert!(c.notes[0].contains("--direct 0 ignored"), "{:?}", c.notes);
+        assert!(parse(&[]).unwrap().notes.is_empty());
+        assert!(matches!(parse(&["--direct=2"]), Err(CliError::Usage(_))));
+    }
+
+    #[test]
+    fn cores_the_machine_lacks_are_refused_by_name() {
+        let c = parse(&["--cpumask=0x4"]).unwrap();
+        let err = c.check_cores(&[0, 1]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--cpumask names core 2, which this machine does not have or this process may not use \
+             (cores available: 0-1)"
+        );
+        assert!(parse(&["--cpumask=0x3"]).unwrap().check_cores(&[0, 1]).is_ok());
+        assert_eq!(format_core_list(&[0, 1, 2, 3, 6, 8, 9]), "0-3,6,8-9");
+        assert!(!available_cores().is_empty());
+    }
+
+    #[test]
+    fn help_lists_the_fio_flags() {
+        use clap::CommandFactory;
+        let help = Args::command().render_long_help().to_string();
+        for flag in ["--name", "--numjobs", "--filename", "--ioengine", "--direct", "verifies only what it wrote"] {
+            assert!(help.contains(flag), "{flag} missing from --help");
+        }
     }
 }

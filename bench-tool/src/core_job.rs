@@ -15,7 +15,8 @@ use crate::cli::BenchConfig;
 use crate::failover::Timeline;
 use crate::io_source::{final_pass_allowance_ns, next_io_with_buffer, IoSource, RunError};
 use crate::job::{IoStatus, Job, JobSpec};
-use crate::stats::{JobStats, LiveCounters};
+use crate::run::stop_requested;
+use crate::stats::{thread_cpu_sample, CpuSample, CpuUsage, JobStats, LiveCounters};
 use crate::status::StatusLine;
 
 /// How long after the run time the jobs may take to drain before the run counts as hung.
@@ -41,6 +42,10 @@ pub(crate) struct BenchCoreJob<S: IoSource> {
     bufs: Vec<Option<IoBuf>>,
     timeline: Option<Timeline>,
     started: bool,
+    /// Ctrl-C reached this job (it stops once).
+    stopped: bool,
+    /// The reactor thread's CPU counters when the job started.
+    cpu_start: Option<CpuSample>,
     done_tx: Option<mpsc::Sender<CoreJobResult<S::Stats>>>,
 }
 
@@ -62,6 +67,8 @@ impl<S: IoSource> BenchCoreJob<S> {
             bufs,
             timeline: timeline_span_ns.map(|span_ns| Timeline::new(0, span_ns)),
             started: false,
+            stopped: false,
+            cpu_start: None,
             done_tx: Some(done_tx),
         })
     }
@@ -103,7 +110,14 @@ impl<Q: HostQpair, S: IoSource> CoreJob<Q> for BenchCoreJob<S> {
             if let Some(t) = self.timeline.as_mut() {
                 t.start(now_ns);
             }
+            self.cpu_start = thread_cpu_sample(now_ns);
             self.started = true;
+        }
+        if !self.stopped && stop_requested() {
+            self.stopped = true;
+            if let Some(job) = self.job.as_mut() {
+                job.stop(now_ns);
+            }
         }
         self.source.poll(io);
         // IOs the source gave up on by itself (fast-IO-fail, every path lost) are IO errors.
@@ -112,9 +126,11 @@ impl<Q: HostQpair, S: IoSource> CoreJob<Q> for BenchCoreJob<S> {
         }
         let Some(job) = self.job.as_mut() else { return JobStatus::Finished };
         job.tick(now_ns);
+        let mut submitted = 0;
         while let Some((req, buf, op)) = next_io_with_buffer(job, &mut self.bufs, now_ns) {
             let Err((reason, buf)) = self.source.submit(io, op, req.slba, req.nlb, Some(buf), u64::from(req.slot))
             else {
+                submitted += 1;
                 continue;
             };
             if let Some(b) = self.bufs.get_mut(usize::from(req.slot)) {
@@ -133,18 +149,19 @@ impl<Q: HostQpair, S: IoSource> CoreJob<Q> for BenchCoreJob<S> {
             }
             break;
         }
+        job.mark_depth(submitted);
         if job.is_done() && job.outstanding() == 0 && self.source.outstanding() == 0 {
             if let (Some(job), Some(tx)) = (self.job.take(), self.done_tx.take()) {
                 let mut timeline = self.timeline.take();
                 if let Some(t) = timeline.as_mut() {
                     t.finish(now_ns);
                 }
-                let _ = tx.send(CoreJobResult {
-                    job_index: self.job_index,
-                    stats: job.into_stats(),
-                    source: self.source.stats(),
-                    timeline,
-                });
+                let mut stats = job.into_stats();
+                if let (Some(start), Some(end)) = (self.cpu_start, thread_cpu_sample(now_ns)) {
+                    stats.cpu = CpuUsage::between(&start, &end);
+                }
+                let _ =
+                    tx.send(CoreJobResult { job_index: self.job_index, stats, source: self.source.stats(), timeline });
             }
             return JobStatus::Finished;
         }
@@ -155,6 +172,14 @@ impl<Q: HostQpair, S: IoSource> CoreJob<Q> for BenchCoreJob<S> {
         if let Some(done) = self.source.on_complete(io, done) {
             self.finish_io(io.now_ns(), done);
         }
+    }
+
+    fn next_deadline_ns(&self, now_ns: u64) -> Option<u64> {
+        let Some(job) = self.job.as_ref() else { return Some(now_ns) };
+        if !self.started || self.source.needs_turn() {
+            return Some(now_ns);
+        }
+        job.next_deadline_ns(now_ns)
     }
 }
 
@@ -168,7 +193,7 @@ pub(crate) struct SpawnedJobs<R> {
     pub(crate) total_ns: u64,
 }
 
-/// Starts one job per spec, the spec's position being its reactor; `source`
+/// Starts one job per spec on the reactor of its core; `source`
 /// makes each job's IO source, `timeline_span_ns` (from the job's run time)
 /// whether it keeps a timeline.
 pub(crate) fn spawn_jobs<T, S>(
@@ -183,7 +208,17 @@ where
 {
     let (done_tx, done_rx) = mpsc::channel();
     let mut jobs = SpawnedJobs { meta: Vec::with_capacity(specs.len()), live: Vec::new(), done_rx, total_ns: 0 };
-    for (reactor, spec) in specs.into_iter().enumerate() {
+    // The engine runs one reactor per core, in the order the jobs first name
+    // them (the mask's order); with --numjobs several jobs share a reactor.
+    let mut reactor_cores: Vec<u32> = Vec::new();
+    for spec in specs {
+        let reactor = match reactor_cores.iter().position(|&c| c == spec.core) {
+            Some(r) => r,
+            None => {
+                reactor_cores.push(spec.core);
+                reactor_cores.len() - 1
+            }
+        };
         let run_ns = spec.ramp_ns + spec.runtime_ns;
         jobs.total_ns = jobs.total_ns.max(run_ns);
         jobs.meta.push((spec.job_index, spec.core));
@@ -213,7 +248,17 @@ pub(crate) fn wait_for_jobs<R>(
     let mut results: Vec<Option<CoreJobResult<R>>> = (0..jobs.meta.len()).map(|_| None).collect();
     let mut remaining = jobs.meta.len();
     let mut hung = false;
+    let mut stop_noticed = false;
+    let mut notice_stop = |status: &mut StatusLine| {
+        if !stop_noticed && stop_requested() {
+            stop_noticed = true;
+            status.finish();
+            eprintln!("corepath-bench: terminating on signal 2 (Ctrl-C): stopping the jobs, report follows");
+        }
+        stop_noticed
+    };
     while remaining > 0 {
+        notice_stop(&mut status);
         match jobs.done_rx.recv_timeout(turn) {
             Ok(r) => {
                 if let Some(slot) = jobs.meta.iter().position(|(j, _)| *j == r.job_index) {
@@ -232,6 +277,11 @@ pub(crate) fn wait_for_jobs<R>(
             hung = true;
             break;
         }
+    }
+    if !notice_stop(&mut status) {
+        // The last line shows where the run ended: 100%, no time left.
+        let snaps: Vec<_> = jobs.live.iter().map(|l| l.snapshot()).collect();
+        status.last_update(start.elapsed().as_nanos() as u64, &snaps, config.pattern, total_ns);
     }
     status.finish();
     if hung {

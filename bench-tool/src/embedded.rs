@@ -32,15 +32,13 @@ pub const SHARED_NS_UUID: &str = "c0e9a7b3-5eed-4c0e-9a7b-3e5eedc0de01";
 /// Controller-ID ranges of gateways A and B (DESIGN.md).
 pub const CNTLID_RANGES: [(u16, u16); 2] = [(1, 32760), (32761, 65519)];
 
-/// Where the embedded gateways run: the first core the bench leaves free,
-/// busy-polling when one gateway has it alone; otherwise sharing and yielding.
-fn gateway_core(avoid_cores: &[usize], sharing: bool) -> (usize, IdlePolicy) {
+/// Where the embedded gateways run: the first core the bench leaves free
+/// (else the bench's first), in `adaptive` mode: they spin under load and
+/// sleep between runs, so sharing a core costs the host nothing when idle.
+fn gateway_core(avoid_cores: &[usize]) -> (usize, IdlePolicy) {
     let online = std::thread::available_parallelism().map_or(1, usize::from);
-    match (0..online).find(|c| !avoid_cores.contains(c)) {
-        Some(c) if !sharing => (c, IdlePolicy::BusyPoll),
-        Some(c) => (c, IdlePolicy::YieldAfter(64)),
-        None => (avoid_cores.first().copied().unwrap_or(0), IdlePolicy::YieldAfter(64)),
-    }
+    let core = (0..online).find(|c| !avoid_cores.contains(c)).unwrap_or(avoid_cores.first().copied().unwrap_or(0));
+    (core, IdlePolicy::adaptive())
 }
 
 /// Starts one gateway exporting `bdev_call`'s bdev as namespace 1 of
@@ -95,7 +93,7 @@ impl EmbeddedGateway {
     /// the first core that `avoid_cores` (the bench's) leaves free; with none
     /// free it shares a core and yields when idle.
     pub fn start(listen: &[TransportId], avoid_cores: &[usize]) -> anyhow::Result<Self> {
-        let (core, idle) = gateway_core(avoid_cores, false);
+        let (core, idle) = gateway_core(avoid_cores);
         let trids = with_nqn(listen, &["127.0.0.2"]);
         let num_blocks = EMBEDDED_SIZE_MIB * 1024 * 1024 / EMBEDDED_BLOCK_SIZE;
         let bdev = (
@@ -157,7 +155,7 @@ impl EmbeddedPair {
         drop(f);
         // From here on the pair owns the file: an early return deletes it.
         let mut pair = EmbeddedPair { gateways: [None, None], trids, file: path, delete_file };
-        let (core, idle) = gateway_core(avoid_cores, true);
+        let (core, idle) = gateway_core(avoid_cores);
         let filename = pair.file.to_string_lossy().into_owned();
         for (i, trid) in pair.trids.clone().iter().enumerate() {
             let bdev = (

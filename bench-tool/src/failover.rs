@@ -286,35 +286,22 @@ pub fn normal_text(r: &MultipathReport) -> String {
     let _ = writeln!(out, "  first_io_error={} last_io_error={}", ms(r.first_io_error_ms), ms(r.last_io_error_ms));
     let _ = writeln!(out, "\nFailover report ({} path events):", r.events.len());
     if !r.events.is_empty() {
+        // The event text last and whole: it is what the reader needs most.
         let _ = writeln!(
             out,
-            "  {:>10}  {:<22} {:<44} {:>12} {:>8} {:>12} {:>9}",
-            "t (ms)", "path", "event", "gap (ms)", "on core", "max lat (ms)", "io errors"
+            "  {:>10}  {:<22} {:>12} {:>8} {:>12} {:>9}  event",
+            "t (ms)", "path", "gap (ms)", "on core", "max lat (ms)", "io errors"
         );
     }
     for e in &r.events {
         let core = e.gap_core.map_or("-".to_string(), |c| c.to_string());
         let _ = writeln!(
             out,
-            "  {:>10.1}  {:<22} {:<44} {:>12.1} {:>8} {:>12.1} {:>9}",
-            e.at_ms,
-            e.path,
-            truncate(&e.what, 44),
-            e.longest_gap_ms,
-            core,
-            e.max_latency_ms,
-            e.io_errors
+            "  {:>10.1}  {:<22} {:>12.1} {:>8} {:>12.1} {:>9}  {}",
+            e.at_ms, e.path, e.longest_gap_ms, core, e.max_latency_ms, e.io_errors, e.what
         );
     }
     out
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        s.chars().take(n.saturating_sub(1)).chain(std::iter::once('…')).collect()
-    }
 }
 
 #[cfg(test)]
@@ -454,5 +441,10 @@ mod tests {
         assert!(text.contains("Failover report (1 path events):"), "{text}");
         assert!(text.contains("failed: connection closed by peer"), "{text}");
         assert!(text.contains("12.5"), "{text}");
+        let long = "reconnect failed: connecting to 127.0.0.2:4420: Connection refused (os error 111)";
+        let mut events = r.events.clone();
+        events[0].what = long.into();
+        let text = normal_text(&MultipathReport { events, ..r.clone() });
+        assert!(text.contains(long), "path events are printed whole: {text}");
     }
 }

@@ -43,6 +43,10 @@ pub(crate) trait IoSource: Send + 'static {
     /// IOs the source holds that the job may not know are still out.
     fn outstanding(&self) -> usize;
 
+    /// The source has work of its own next turn (held IOs to retry): its
+    /// reactor must not sleep.
+    fn needs_turn(&self) -> bool;
+
     /// The counters at the end of the job.
     fn stats(&self) -> Self::Stats;
 }
@@ -56,6 +60,14 @@ pub enum RunError {
     /// The in-process gateway failed to start.
     #[error("embedded gateway: {0}")]
     Embedded(String),
+    /// `--filename` names no bdev of the target.
+    #[error("--filename {name}: no such bdev here; the target has {}", if known.is_empty() { "none".to_string() } else { known.join(", ") })]
+    UnknownBdev {
+        /// The name given.
+        name: String,
+        /// The bdevs there are.
+        known: Vec<String>,
+    },
     /// The controller has no namespace to run on.
     #[error("controller at {0} has no active namespace")]
     NoNamespace(String),

@@ -113,6 +113,8 @@ pub struct JobSpec {
     pub ramp_ns: u64,
     /// Measured time.
     pub runtime_ns: u64,
+    /// Time between IOs when paced (`--rate_iops`), `None`: as fast as the depth allows.
+    pub rate_interval_ns: Option<u64>,
 }
 
 /// One IO to issue.
@@ -206,6 +208,8 @@ pub struct Job {
     outstanding: u16,
     ramp_end_ns: u64,
     run_end_ns: u64,
+    /// When paced: the earliest time the next IO may go.
+    next_issue_ns: u64,
     stats: JobStats,
     live: LiveSnapshot,
     live_counters: Arc<LiveCounters>,
@@ -254,6 +258,7 @@ impl Job {
             outstanding: 0,
             ramp_end_ns: 0,
             run_end_ns: 0,
+            next_issue_ns: 0,
             stats: JobStats::new(),
             live: LiveSnapshot::default(),
             live_counters: Arc::new(LiveCounters::default()),
@@ -331,6 +336,27 @@ impl Job {
         self.on_clock(now_ns);
     }
 
+    /// When the job next needs a turn although none of its IO completed: now
+    /// while it can issue, the pace's next slot, the end of the ramp or run
+    /// when every slot is busy; `None` when only a completion can move it.
+    pub fn next_deadline_ns(&self, now_ns: u64) -> Option<u64> {
+        let can_issue = !self.free_slots.is_empty();
+        match self.phase {
+            JobPhase::Created | JobPhase::Done => Some(now_ns),
+            JobPhase::Ramp | JobPhase::Running => {
+                let phase_end_ns = if self.phase == JobPhase::Ramp { self.ramp_end_ns } else { self.run_end_ns };
+                let issue_ns = match (can_issue, self.spec.rate_interval_ns) {
+                    (false, _) => phase_end_ns,
+                    (true, None) => now_ns,
+                    (true, Some(_)) => self.next_issue_ns,
+                };
+                Some(issue_ns.min(phase_end_ns).max(now_ns))
+            }
+            JobPhase::Draining => (self.outstanding == 0).then_some(now_ns),
+            JobPhase::FinalPass => can_issue.then_some(now_ns),
+        }
+    }
+
     /// Applies the time-driven transitions; call when nothing completes for a while.
     pub fn tick(&mut self, now_ns: u64) {
         self.on_clock(now_ns);
@@ -395,7 +421,19 @@ impl Job {
             JobPhase::FinalPass => true,
             JobPhase::Created | JobPhase::Draining | JobPhase::Done => return None,
         };
+        let paced = self.spec.rate_interval_ns.filter(|_| !final_pass);
+        if paced.is_some() && now_ns < self.next_issue_ns {
+            return None;
+        }
         let slot_id = self.free_slots.pop()?;
+        if let Some(interval_ns) = paced {
+            // Slots keep to the schedule, so a turn a little late (a wake-up, a
+            // busy core) is made up at once and the run keeps its rate, as fio's
+            // does; a job that fell more than a queue depth of slots behind
+            // (a stall) starts the schedule afresh instead of bursting.
+            let behind_limit_ns = interval_ns.saturating_mul(u64::from(self.spec.iodepth.max(1)));
+            self.next_issue_ns = self.next_issue_ns.max(now_ns.saturating_sub(behind_limit_ns)) + interval_ns;
+        }
         let next = if final_pass {
             self.next_final_pass_unit().map(|unit| (IoOp::Read, unit))
         } else {
@@ -427,6 +465,14 @@ impl Job {
             slba: offset_bytes / u64::from(block),
             nlb: io / block,
         })
+    }
+
+    /// Counts `ios` IOs just submitted together at the depth now outstanding,
+    /// as fio's `iodepth_level` does at each commit (measured time only).
+    pub fn mark_depth(&mut self, ios: u64) {
+        if self.phase == JobPhase::Running && ios > 0 {
+            self.stats.record_depth(self.outstanding, ios);
+        }
     }
 
     /// Fills the data buffer of a write returned by [`Job::next_io`]. Stamps
@@ -603,6 +649,7 @@ mod tests {
             }),
             ramp_ns: 0,
             runtime_ns: 1_000_000_000,
+            rate_interval_ns: None,
         }
     }
 
@@ -1025,5 +1072,19 @@ mod tests {
         assert_eq!(Job::new(s.clone()).unwrap_err(), JobError::UnalignedRegion(100));
         s.region = Region { start_bytes: 0, len_bytes: 10 };
         assert_eq!(Job::new(s).unwrap_err(), JobError::EmptyRegion(10));
+    }
+
+    #[test]
+    fn depth_is_counted_per_submitted_batch_at_the_depth_it_leaves() {
+        let mut job = Job::new(spec(RwPattern::RandRead, 100, 4, false)).unwrap();
+        job.start(0);
+        let ios: Vec<IoRequest> = std::iter::from_fn(|| job.next_io(0)).collect();
+        job.mark_depth(ios.len() as u64);
+        assert_eq!(job.stats().iodepth_level, [0, 0, 4, 0, 0, 0, 0]);
+        job.complete(ios[0].slot, IoStatus::Success, &[], 10).unwrap();
+        job.complete(ios[1].slot, IoStatus::Success, &[], 10).unwrap();
+        let refill: Vec<IoRequest> = std::iter::from_fn(|| job.next_io(11)).collect();
+        job.mark_depth(refill.len() as u64);
+        assert_eq!(job.stats().iodepth_level, [0, 0, 6, 0, 0, 0, 0]);
     }
 }

@@ -3,10 +3,12 @@
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::Context as _;
-use corepath_bench::cli::{BenchConfig, CliError, OutputFormat};
+use corepath_bench::cli::{available_cores, BenchConfig, CliError, OutputFormat};
 use corepath_bench::report::{json_report, normal_report, RunReport};
 use corepath_bench::run;
+
+/// fio's exit status after Ctrl-C (its `sig_int` sets `exit_value = 128`).
+const EXIT_INTERRUPTED: u8 = 128;
 
 fn main() -> ExitCode {
     let config = match BenchConfig::parse_from(std::env::args_os()) {
@@ -18,7 +20,22 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(&config) {
+    if let Err(error) = config.check_cores(&available_cores()) {
+        eprintln!("corepath-bench: {error}");
+        return ExitCode::from(2);
+    }
+    for note in &config.notes {
+        eprintln!("corepath-bench: note: {note}");
+    }
+    run::install_sigint_handler();
+    let result = run(&config);
+    if run::stop_requested() {
+        if let Err(error) = &result {
+            eprintln!("corepath-bench: {error:#}");
+        }
+        return ExitCode::from(EXIT_INTERRUPTED);
+    }
+    match result {
         Ok(0) => ExitCode::SUCCESS,
         Ok(_) => ExitCode::from(1),
         Err(error) => {
@@ -30,8 +47,11 @@ fn main() -> ExitCode {
 
 /// Runs the jobs and prints the report; returns the report's exit code.
 fn run(config: &BenchConfig) -> anyhow::Result<i32> {
-    let timestamp_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-    let outcome = run::run_job(config).context("running the jobs")?;
+    let start = SystemTime::now();
+    let timestamp_ms = start.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    // The errors say what went wrong themselves (an argument that does not
+    // fit the namespace, a refused connect): no "running the jobs:" before them.
+    let outcome = run::run_job(config)?;
     let report = RunReport {
         jobs: outcome.jobs,
         options: config.job_options(),

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use engine::host::ctrlr::PathEventKind;
 use engine::{
-    ControllerOptions, Engine, EngineOptions, HostQpair, IdlePolicy, IoBuf, IoCompletion, IoContext, IoOp,
-    SubmitErrorKind, TransportId,
+    ControllerOptions, Engine, EngineOptions, HostQpair, IoBuf, IoCompletion, IoContext, IoOp, SubmitErrorKind,
+    TransportId,
 };
 use multipath::{ChannelStats, MpBdev, MpChannel, MultipathHost};
 use rpc::{HostRpc, Router};
@@ -95,7 +95,7 @@ pub fn run_multipath(
 ) -> Result<RunOutcome, RunError> {
     let cores: Vec<usize> = config.cores.iter().map(|&c| c as usize).collect();
     let mut opts = EngineOptions::on_cores(&cores);
-    opts.idle = IdlePolicy::BusyPoll;
+    opts.idle = config.idle;
     let engine = Arc::new(Engine::start(opts, |_| TcpHostTransport::new())?);
     let host = Arc::new(MultipathHost::new(engine.clone()));
     let mut defaults = ControllerOptions { io_queue_depth: config.iodepth.max(128), ..ControllerOptions::default() };
@@ -130,12 +130,15 @@ fn run_on_host(
     if let Some(path) = &config.paths.config_file {
         rpc::load_config_file(path, router).map_err(|e| RunError::Rpc(format!("{e:#}")))?;
     }
-    let bdev: Arc<MpBdev> = host
-        .bdevs()
-        .into_iter()
-        .map(|(b, _)| b)
-        .next()
-        .ok_or_else(|| RunError::NoNamespace(trids.first().map_or("the config".into(), ToString::to_string)))?;
+    let bdevs: Vec<Arc<MpBdev>> = host.bdevs().into_iter().map(|(b, _)| b).collect();
+    let bdev: Arc<MpBdev> = match &config.filename {
+        None => bdevs.first().cloned(),
+        Some(name) => Some(bdevs.iter().find(|b| b.name() == name).cloned().ok_or_else(|| RunError::UnknownBdev {
+            name: name.clone(),
+            known: bdevs.iter().map(|b| b.name().to_string()).collect(),
+        })?),
+    }
+    .ok_or_else(|| RunError::NoNamespace(trids.first().map_or("the config".into(), ToString::to_string)))?;
     if let Some(policy) = config.paths.policy {
         let mut params = json!({"name": bdev.name(), "policy": match policy {
             PolicyArg::ActivePassive => "active_passive",
@@ -157,7 +160,10 @@ fn run_on_host(
         None => None,
     };
 
-    let geometry = NamespaceGeometry { block_size_bytes: bdev.block_size, num_blocks: bdev.num_blocks };
+    // The smallest MDTS of the paths: an IO may go down any of them.
+    let max_transfer_bytes = bdev.paths().iter().map(|p| p.ns.max_transfer_bytes).min().unwrap_or(u32::MAX);
+    let geometry =
+        NamespaceGeometry { block_size_bytes: bdev.block_size, num_blocks: bdev.num_blocks, max_transfer_bytes };
     let nonce = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
     let specs = plan_jobs(config, geometry, nonce)?;
 
@@ -301,6 +307,10 @@ impl IoSource for MpChannel {
     /// IOs the channel holds for a path or is retrying.
     fn outstanding(&self) -> usize {
         MpChannel::outstanding(self)
+    }
+
+    fn needs_turn(&self) -> bool {
+        self.needs_poll()
     }
 
     fn stats(&self) -> ChannelStats {

@@ -3,6 +3,7 @@
 
 use crate::cli::BenchConfig;
 use crate::job::{JobSpec, VerifySpec};
+use crate::size::format_size;
 use crate::verify::{UnwrittenPolicy, STAMP_HEADER_BYTES};
 use crate::workload::{job_region, job_seed, splitmix64};
 
@@ -13,6 +14,9 @@ pub struct NamespaceGeometry {
     pub block_size_bytes: u32,
     /// Namespace size in logical blocks (NSZE).
     pub num_blocks: u64,
+    /// Largest transfer of one command (the controller's MDTS; with several
+    /// paths, the smallest of them); `u32::MAX` when the controller sets none.
+    pub max_transfer_bytes: u32,
 }
 
 impl NamespaceGeometry {
@@ -33,6 +37,20 @@ pub enum PlanError {
         /// Namespace block size.
         block_size_bytes: u32,
     },
+    /// `--bs` above what one command may carry (the controller's MDTS).
+    #[error(
+        "--bs {} ({io_size_bytes} bytes) is above the controller's maximum data transfer size (MDTS) of {} \
+         ({max_transfer_bytes} bytes): use --bs {} or less",
+        format_size(u64::from(*io_size_bytes)),
+        format_size(u64::from(*max_transfer_bytes)),
+        format_size(u64::from(*max_transfer_bytes))
+    )]
+    BsAboveMaxTransfer {
+        /// `--bs`.
+        io_size_bytes: u32,
+        /// The controller's limit.
+        max_transfer_bytes: u32,
+    },
     /// `--offset` not on a block boundary.
     #[error("--offset {offset_bytes} is not a multiple of the namespace block size {block_size_bytes}")]
     OffsetNotBlockAligned {
@@ -41,8 +59,26 @@ pub enum PlanError {
         /// Namespace block size.
         block_size_bytes: u32,
     },
+    /// `--offset` at or past the end of the namespace (no `--size` given).
+    #[error(
+        "--offset {} ({offset_bytes} bytes) is at or past the end of the namespace ({}, {namespace_bytes} bytes)",
+        format_size(*offset_bytes),
+        format_size(*namespace_bytes)
+    )]
+    OffsetBeyondNamespace {
+        /// `--offset`.
+        offset_bytes: u64,
+        /// Namespace size.
+        namespace_bytes: u64,
+    },
     /// The region reaches past the namespace.
-    #[error("--offset {offset_bytes} + --size {size_bytes} exceeds the namespace ({namespace_bytes} bytes)")]
+    #[error(
+        "--offset {} + --size {} ends at byte {}, past the end of the namespace ({}, {namespace_bytes} bytes)",
+        format_size(*offset_bytes),
+        format_size(*size_bytes),
+        offset_bytes.saturating_add(*size_bytes),
+        format_size(*namespace_bytes)
+    )]
     RegionBeyondNamespace {
         /// `--offset`.
         offset_bytes: u64,
@@ -52,19 +88,37 @@ pub enum PlanError {
         namespace_bytes: u64,
     },
     /// Some job's share of the region is smaller than one IO.
-    #[error("a region of {size_bytes} bytes gives {jobs} jobs less than one --bs each")]
+    #[error("{}", region_too_small(*size_bytes, *jobs, *io_size_bytes, *split))]
     RegionTooSmall {
         /// Region size.
         size_bytes: u64,
         /// Number of jobs.
         jobs: u32,
+        /// `--bs`.
+        io_size_bytes: u32,
+        /// Whether the jobs split the region (`--verify`) or share it.
+        split: bool,
     },
     /// The block size cannot hold a verify stamp.
     #[error("namespace block size {0} is too small to verify")]
     BlockTooSmallToVerify(u32),
 }
 
-/// One job per core of `config.cores`, in that order. Without `--verify` all
+fn region_too_small(size_bytes: u64, jobs: u32, io_size_bytes: u32, split: bool) -> String {
+    let (size, bs) = (format_size(size_bytes), format_size(u64::from(io_size_bytes)));
+    if split && jobs > 1 {
+        format!(
+            "the region of {size} ({size_bytes} bytes), split among {jobs} jobs as --verify does, leaves each job \
+             less than one --bs ({bs}): make --size at least {} or use fewer jobs",
+            format_size(u64::from(io_size_bytes) * u64::from(jobs))
+        )
+    } else {
+        format!("the region of {size} ({size_bytes} bytes) is smaller than one --bs ({bs}): make --size at least {bs}")
+    }
+}
+
+/// One job per entry of `config.job_cores()` (one per core of the mask, or
+/// `--numjobs` of them on those cores in turn), in that order. Without `--verify` all
 /// jobs share the whole region (as fio's jobs do); with it, each gets a
 /// disjoint share. `run_nonce` makes this run's verify stamps differ from any
 /// earlier run's (pass e.g. the start time); it does not affect which IOs are
@@ -81,26 +135,32 @@ pub fn plan_jobs(config: &BenchConfig, ns: NamespaceGeometry, run_nonce: u64) ->
             block_size_bytes: block,
         });
     }
+    if io > ns.max_transfer_bytes {
+        return Err(PlanError::BsAboveMaxTransfer { io_size_bytes: io, max_transfer_bytes: ns.max_transfer_bytes });
+    }
     if config.verify && ((block as usize) < STAMP_HEADER_BYTES || block % 8 != 0) {
         return Err(PlanError::BlockTooSmallToVerify(block));
     }
     let namespace_bytes = ns.size_bytes();
     let offset = config.region_offset_bytes;
+    if config.region_size_bytes.is_none() && offset >= namespace_bytes {
+        return Err(PlanError::OffsetBeyondNamespace { offset_bytes: offset, namespace_bytes });
+    }
     let size = config.region_size_bytes.unwrap_or(namespace_bytes.saturating_sub(offset));
     let fits = matches!(offset.checked_add(size), Some(end) if end <= namespace_bytes);
     if !fits {
         return Err(PlanError::RegionBeyondNamespace { offset_bytes: offset, size_bytes: size, namespace_bytes });
     }
-    let jobs = config.cores.len() as u32;
+    let job_cores = config.job_cores();
+    let jobs = job_cores.len() as u32;
     let unwritten = if config.verify_expect_zero { UnwrittenPolicy::Zeroed } else { UnwrittenPolicy::Unknown };
-    config
-        .cores
+    job_cores
         .iter()
         .enumerate()
         .map(|(index, &core)| {
             let job_index = index as u32;
             let region = job_region(offset, size, io, jobs, job_index, config.verify)
-                .ok_or(PlanError::RegionTooSmall { size_bytes: size, jobs })?;
+                .ok_or(PlanError::RegionTooSmall { size_bytes: size, jobs, io_size_bytes: io, split: config.verify })?;
             let seed = job_seed(config.seed, job_index);
             Ok(JobSpec {
                 job_index,
@@ -119,6 +179,7 @@ pub fn plan_jobs(config: &BenchConfig, ns: NamespaceGeometry, run_nonce: u64) ->
                 }),
                 ramp_ns: config.ramp_ns,
                 runtime_ns: config.runtime_ns,
+                rate_interval_ns: config.rate_iops.and_then(|r| r.interval_ns(config.pattern, config.rwmixread_pct)),
             })
         })
         .collect()
@@ -133,7 +194,8 @@ mod tests {
         BenchConfig::parse_from(std::iter::once("corepath-bench").chain(args.iter().copied())).unwrap()
     }
 
-    const NS: NamespaceGeometry = NamespaceGeometry { block_size_bytes: 512, num_blocks: 2048 }; // 1 MiB
+    const NS: NamespaceGeometry =
+        NamespaceGeometry { block_size_bytes: 512, num_blocks: 2048, max_transfer_bytes: 1 << 20 }; // 1 MiB
 
     #[test]
     fn unverified_jobs_share_the_region_and_differ_in_seed() {
@@ -174,7 +236,7 @@ mod tests {
 
     #[test]
     fn checks_the_config_against_the_namespace() {
-        let big_blocks = NamespaceGeometry { block_size_bytes: 4096, num_blocks: 256 };
+        let big_blocks = NamespaceGeometry { block_size_bytes: 4096, num_blocks: 256, max_transfer_bytes: u32::MAX };
         assert!(matches!(plan_jobs(&config(&["--bs=512"]), big_blocks, 0), Err(PlanError::BsNotBlockMultiple { .. })));
         assert!(matches!(
             plan_jobs(&config(&["--offset=1k"]), big_blocks, 0),
@@ -184,7 +246,7 @@ mod tests {
             plan_jobs(&config(&["--offset=512k", "--size=1m"]), NS, 0),
             Err(PlanError::RegionBeyondNamespace { .. })
         ));
-        assert!(matches!(plan_jobs(&config(&["--offset=2m"]), NS, 0), Err(PlanError::RegionBeyondNamespace { .. })));
+        assert!(matches!(plan_jobs(&config(&["--offset=2m"]), NS, 0), Err(PlanError::OffsetBeyondNamespace { .. })));
         assert!(matches!(
             plan_jobs(&config(&["--verify", "--cpumask=0xff", "--size=16k", "--bs=4k"]), NS, 0),
             Err(PlanError::RegionTooSmall { jobs: 8, .. })
@@ -192,5 +254,28 @@ mod tests {
         // The default size runs from --offset to the end.
         let specs = plan_jobs(&config(&["--offset=512k"]), NS, 0).unwrap();
         assert_eq!(specs[0].region, Region { start_bytes: 512 << 10, len_bytes: 512 << 10 });
+    }
+
+    #[test]
+    fn errors_name_what_was_given_in_words() {
+        let err = plan_jobs(&config(&["--offset=2m"]), NS, 0).unwrap_err().to_string();
+        assert_eq!(err, "--offset 2m (2097152 bytes) is at or past the end of the namespace (1m, 1048576 bytes)");
+        assert!(!err.contains("--size"), "{err}");
+        let err = plan_jobs(&config(&["--size=2k", "--bs=4k"]), NS, 0).unwrap_err().to_string();
+        assert_eq!(err, "the region of 2k (2048 bytes) is smaller than one --bs (4k): make --size at least 4k");
+        let err = plan_jobs(&config(&["--verify", "--cpumask=0xff", "--size=16k"]), NS, 0).unwrap_err().to_string();
+        assert!(err.contains("split among 8 jobs as --verify does"), "{err}");
+        assert!(err.contains("make --size at least 32k"), "{err}");
+        let err = plan_jobs(&config(&["--offset=512k", "--size=1m"]), NS, 0).unwrap_err().to_string();
+        assert!(err.starts_with("--offset 512k + --size 1m ends at byte 1572864, past the end"), "{err}");
+    }
+
+    #[test]
+    fn bs_above_the_controllers_mdts_is_refused_naming_the_limit() {
+        let ns = NamespaceGeometry { block_size_bytes: 4096, num_blocks: 1 << 20, max_transfer_bytes: 1 << 20 };
+        let err = plan_jobs(&config(&["--bs=2m"]), ns, 0).unwrap_err();
+        assert_eq!(err, PlanError::BsAboveMaxTransfer { io_size_bytes: 2 << 20, max_transfer_bytes: 1 << 20 });
+        assert!(err.to_string().contains("maximum data transfer size (MDTS) of 1m"), "{err}");
+        assert!(plan_jobs(&config(&["--bs=1m"]), ns, 0).is_ok());
     }
 }

@@ -4,7 +4,9 @@
 //!
 //! Latency: the engine measures one latency per IO, submission to completion;
 //! it is reported as fio's `clat_ns` (with percentiles) and also as `lat_ns`
-//! (without, as fio does by default). `slat_ns` is not measured and stays empty.
+//! (without, as fio does by default). `slat_ns` (submission to the
+//! transport's send) needs a timestamp the engine does not hand out yet, so
+//! it stays empty (N = 0), and `lat_ns` equals `clat_ns`.
 
 use std::fmt::Write as _;
 
@@ -14,7 +16,7 @@ use serde::{Serialize, Serializer};
 use crate::failover::{normal_text, MultipathReport};
 use crate::final_pass::FinalPassStats;
 use crate::size::{num2str, Base};
-use crate::stats::{DirStats, JobStats, SampleStat, FIO_PERCENTILES};
+use crate::stats::{DirStats, JobStats, SampleStat, FIO_PERCENTILES, IODEPTH_LEVEL_KEYS};
 use crate::workload::IoOp;
 
 /// `errno` fio reports for a job that saw IO errors.
@@ -125,10 +127,13 @@ fn group_bw_bytes(jobs: &[JobReport], op: IoOp) -> u64 {
 
 #[derive(Serialize)]
 struct JsonRoot<'a> {
-    #[serde(rename = "corepath-bench version")]
+    /// fio's key (tools look for it); the value names us.
+    #[serde(rename = "fio version")]
     version: String,
     timestamp: u64,
     timestamp_ms: u64,
+    /// fio's `ctime()` form of `timestamp` (here in UTC).
+    time: String,
     #[serde(rename = "global options")]
     global_options: OptionMap<'a>,
     jobs: Vec<JsonJob>,
@@ -197,19 +202,96 @@ struct JsonJob {
     eta: u64,
     elapsed: u64,
     #[serde(rename = "job options")]
-    job_options: JobOptions,
+    job_options: OwnedOptionMap,
     read: JsonDir,
     write: JsonDir,
     trim: JsonDir,
     sync: JsonSync,
     job_runtime: u64,
+    usr_cpu: f64,
+    sys_cpu: f64,
+    ctx: u64,
+    majf: u64,
+    minf: u64,
+    iodepth_level: PercentMap,
+    latency_ns: PercentMap,
+    latency_us: PercentMap,
+    latency_ms: PercentMap,
     corepath: JsonCorepath,
 }
 
-#[derive(Serialize)]
-struct JobOptions {
-    name: String,
-    cpus_allowed: String,
+/// A job's options as fio lists them for a command-line job: every option
+/// given (fio puts the options after `--name` in the job, not in the globals).
+struct OwnedOptionMap(Vec<(String, String)>);
+
+impl Serialize for OwnedOptionMap {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, value) in &self.0 {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
+}
+
+fn job_options(job: &JobReport, options: &[(&'static str, String)]) -> OwnedOptionMap {
+    let mut out = vec![("name".to_string(), job.name.clone())];
+    out.extend(
+        options.iter().filter(|(n, _)| !matches!(*n, "name" | "cpus_allowed")).map(|(n, v)| (n.to_string(), v.clone())),
+    );
+    out.push(("cpus_allowed".to_string(), job.core.to_string()));
+    OwnedOptionMap(out)
+}
+
+/// A fio distribution: key to percentage. `latency_ns` / `latency_us` /
+/// `latency_ms` give the share of the job's IOs (reads and writes) whose
+/// latency fell in each bucket, a bucket running from the previous key
+/// (inclusive) to its own (exclusive); `iodepth_level` the share of IOs
+/// issued at each depth.
+struct PercentMap(Vec<(String, f64)>);
+
+impl Serialize for PercentMap {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, value) in &self.0 {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
+}
+
+const LATENCY_KEYS: [u64; 10] = [2, 4, 10, 20, 50, 100, 250, 500, 750, 1000];
+
+fn latency_buckets(s: &JobStats, unit_ns: u64, top: bool) -> PercentMap {
+    let mut keys: Vec<u64> = LATENCY_KEYS.to_vec();
+    if top {
+        keys.push(2000);
+    }
+    // Bucket i holds [bounds[i], bounds[i + 1]); the first starts at the
+    // previous unit's top (0 for ns), the last of ms has no end.
+    let mut bounds: Vec<u64> = vec![if unit_ns == 1 { 0 } else { unit_ns }];
+    bounds.extend(keys.iter().map(|k| k * unit_ns));
+    let mut counts = vec![0u64; keys.len() + usize::from(top)];
+    let mut total = 0u64;
+    for hist in [&s.read.clat_hist_ns, &s.write.clat_hist_ns] {
+        for v in hist.iter_recorded() {
+            let (value, n) = (hist.median_equivalent(v.value_iterated_to()), v.count_at_value());
+            total += n;
+            if value < bounds[0] {
+                continue;
+            }
+            match bounds.iter().rposition(|&b| value >= b) {
+                Some(i) if i < counts.len() => counts[i] += n,
+                _ => {}
+            }
+        }
+    }
+    let pct = |n: u64| if total == 0 { 0.0 } else { n as f64 * 100.0 / total as f64 };
+    let mut out: Vec<(String, f64)> = keys.iter().zip(&counts).map(|(k, &n)| (k.to_string(), pct(n))).collect();
+    if top {
+        out.push((">=2000".to_string(), pct(counts[keys.len()])));
+    }
+    PercentMap(out)
 }
 
 #[derive(Serialize, Default)]
@@ -349,12 +431,23 @@ pub fn json_report(report: &RunReport) -> String {
                 error: job.error_code(),
                 eta: 0,
                 elapsed: runtime_ms.div_ceil(1000),
-                job_options: JobOptions { name: job.name.clone(), cpus_allowed: job.core.to_string() },
+                job_options: job_options(job, &report.options),
                 read: json_dir(&s.read, runtime_ms, group_bw[0]),
                 write: json_dir(&s.write, runtime_ms, group_bw[1]),
                 trim: JsonDir::default(),
                 sync: JsonSync::default(),
                 job_runtime: runtime_ms,
+                usr_cpu: s.cpu.usr_pct(),
+                sys_cpu: s.cpu.sys_pct(),
+                ctx: s.cpu.ctx,
+                majf: 0,
+                minf: 0,
+                iodepth_level: PercentMap(
+                    IODEPTH_LEVEL_KEYS.iter().zip(s.iodepth_level_pct()).map(|(k, p)| (k.to_string(), p)).collect(),
+                ),
+                latency_ns: latency_buckets(s, 1, false),
+                latency_us: latency_buckets(s, 1_000, false),
+                latency_ms: latency_buckets(s, 1_000_000, true),
                 corepath: JsonCorepath {
                     core: job.core,
                     job_index: job.job_index,
@@ -379,6 +472,7 @@ pub fn json_report(report: &RunReport) -> String {
         version: format!("corepath-bench-{}", env!("CARGO_PKG_VERSION")),
         timestamp: report.timestamp_ms / 1000,
         timestamp_ms: report.timestamp_ms,
+        time: ctime_utc(report.timestamp_ms / 1000),
         global_options: OptionMap(&report.options),
         jobs,
         final_pass: total_final_pass(&report.jobs).as_ref().map(JsonFinalPass::from),
@@ -386,6 +480,34 @@ pub fn json_report(report: &RunReport) -> String {
     };
     // Plain structs of numbers and strings with string keys always serialize.
     serde_json::to_string_pretty(&root).unwrap_or_default()
+}
+
+/// `Tue Dec  8 04:05:40 2026`: C's `ctime()` without the newline, in UTC.
+pub fn ctime_utc(unix_s: u64) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let days = unix_s / 86_400;
+    let secs = unix_s % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{} {} {:2} {:02}:{:02}:{:02} {}",
+        DAYS[(days % 7) as usize],
+        MONTHS[(month - 1) as usize],
+        day,
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60,
+        year
+    )
 }
 
 // ---------------------------------------------------------------- normal
@@ -525,7 +647,11 @@ pub fn normal_report(report: &RunReport) -> String {
             s.verify_errors
         );
         if let Some(status) = s.first_io_error_status {
-            let _ = writeln!(out, "  first io error: status {status:#06x}");
+            let _ = writeln!(
+                out,
+                "  first io error: {} [status field {status:#06x}]",
+                protocol::Status::from_field(status)
+            );
         }
         if let Some(e) = s.first_verify_error {
             let _ = writeln!(out, "  first {e}");
@@ -533,6 +659,16 @@ pub fn normal_report(report: &RunReport) -> String {
         if let Some(p) = &s.final_pass {
             write_final_pass_line(&mut out, "  final pass", p);
         }
+        let _ = writeln!(
+            out,
+            "  cpu          : usr={:.2}%, sys={:.2}%, ctx={}, majf=0, minf=0",
+            s.cpu.usr_pct(),
+            s.cpu.sys_pct(),
+            s.cpu.ctx
+        );
+        let depths: Vec<String> =
+            IODEPTH_LEVEL_KEYS.iter().zip(s.iodepth_level_pct()).map(|(k, p)| format!("{k}={p:.1}%")).collect();
+        let _ = writeln!(out, "  IO depths    : {}", depths.join(", "));
     }
     let _ = writeln!(out, "\nRun status group 0 (all jobs):");
     for (label, op) in [("   READ", IoOp::Read), ("  WRITE", IoOp::Write)] {
@@ -608,7 +744,8 @@ mod tests {
         let job = sample_job(1);
         let hist = job.stats.read.clat_hist_ns.clone();
         let v = json(&report(vec![job], false));
-        assert!(v["corepath-bench version"].as_str().unwrap().starts_with("corepath-bench-"));
+        assert!(v["fio version"].as_str().unwrap().starts_with("corepath-bench-"));
+        assert_eq!(v["time"], "Tue Nov 14 22:13:20 2023");
         assert_eq!(v["timestamp"], 1_700_000_000);
         assert_eq!(v["timestamp_ms"], 1_700_000_000_123u64);
         assert_eq!(v["global options"]["rw"], "randrw");
@@ -829,5 +966,46 @@ mod tests {
         assert!(text.contains("Run status group 0 (all jobs):\n   READ: bw=2000KiB/s (2048kB/s)"), "{text}");
         assert!(text.contains("io=4000KiB (4096kB), run=2000-2000msec"), "{text}");
         assert_eq!(text.matches("th=[").count(), 17 * 2, "{text}");
+    }
+
+    #[test]
+    fn json_jobs_carry_their_options_cpu_use_and_latency_buckets_as_fio() {
+        let mut job = sample_job(2);
+        job.stats.cpu = crate::stats::CpuUsage { usr_ns: 100, sys_ns: 300, ctx: 7, wall_ns: 1000 };
+        let v = json(&report(vec![job], false));
+        let j = &v["jobs"][0];
+        let options = j["job options"].as_object().unwrap();
+        let keys: Vec<&str> = options.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["name", "rw", "bs", "cpus_allowed"]);
+        assert_eq!(j["job options"]["rw"], "randrw");
+        assert_eq!(j["job options"]["cpus_allowed"], "2");
+        assert_eq!(
+            (j["usr_cpu"].as_f64(), j["sys_cpu"].as_f64(), j["ctx"].as_u64()),
+            (Some(10.0), Some(30.0), Some(7))
+        );
+        // 1000 reads of 1..=1000 µs and 10 writes of 50 µs: 1010 IOs.
+        let us = j["latency_us"].as_object().unwrap();
+        assert_eq!(us.keys().map(String::as_str).collect::<Vec<_>>(), LATENCY_KEYS.map(|k| k.to_string()));
+        let total: f64 = us.values().map(|v| v.as_f64().unwrap()).sum::<f64>()
+            + j["latency_ms"].as_object().unwrap().values().map(|v| v.as_f64().unwrap()).sum::<f64>()
+            + j["latency_ns"].as_object().unwrap().values().map(|v| v.as_f64().unwrap()).sum::<f64>();
+        assert!((total - 100.0).abs() < 1e-6, "{total}");
+        assert!(j["latency_ms"].get(">=2000").is_some());
+        let depth_keys: Vec<&str> = j["iodepth_level"].as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(depth_keys, IODEPTH_LEVEL_KEYS);
+        assert_eq!(ctime_utc(0), "Thu Jan  1 00:00:00 1970");
+        assert_eq!(ctime_utc(1_796_702_740), "Tue Dec  8 04:05:40 2026");
+    }
+
+    #[test]
+    fn the_first_io_error_is_named_as_the_spec_names_it() {
+        let mut job = sample_job(0);
+        let invalid_field = protocol::Status::generic(protocol::status::generic::INVALID_FIELD).with_dnr();
+        job.stats.record_io_error(IoOp::Write, invalid_field.to_field());
+        let text = normal_report(&report(vec![job], false));
+        assert!(
+            text.contains("  first io error: Invalid Field in Command (sct 0, sc 0x02, dnr) [status field 0x8004]\n"),
+            "{text}"
+        );
     }
 }

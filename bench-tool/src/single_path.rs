@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use engine::{
-    ControllerOptions, Engine, EngineOptions, HostQpair, IdlePolicy, IoBuf, IoCompletion, IoContext, IoOp, Namespace,
+    ControllerOptions, Engine, EngineOptions, HostQpair, IoBuf, IoCompletion, IoContext, IoOp, Namespace,
     SubmitErrorKind, TransportId,
 };
 use transport_tcp::TcpHostTransport;
@@ -26,7 +26,7 @@ pub(crate) fn run_single_path(config: &BenchConfig, trids: &[TransportId]) -> Re
     let trid: &TransportId = trids.first().ok_or(RunError::NoPath)?;
 
     let mut opts = EngineOptions::on_cores(&cores);
-    opts.idle = IdlePolicy::BusyPoll;
+    opts.idle = config.idle;
     let engine = Engine::start(opts, |_| TcpHostTransport::new())?;
     let mut ctrlr_opts = ControllerOptions {
         header_digest: config.header_digest,
@@ -36,10 +36,29 @@ pub(crate) fn run_single_path(config: &BenchConfig, trids: &[TransportId]) -> Re
     };
     config.paths.apply_to(&mut ctrlr_opts);
     let ctrlr = engine.attach_controller(trid, &ctrlr_opts)?;
-    let ns_data = ctrlr.data.namespaces.first().ok_or_else(|| RunError::NoNamespace(trid.to_string()))?;
+    // Named as SPDK names them (controller Nvme0, as the multipath runs attach it).
+    let bdev_name = |nsid: u32| format!("{}n{nsid}", crate::multipath_run::CONTROLLER_NAME);
+    let ns_data = match &config.filename {
+        None => ctrlr.data.namespaces.first(),
+        Some(name) => {
+            let found = ctrlr.data.namespaces.iter().find(|n| bdev_name(n.nsid) == *name);
+            if found.is_none() {
+                let known = ctrlr.data.namespaces.iter().map(|n| bdev_name(n.nsid)).collect();
+                engine.detach_controller(&ctrlr);
+                engine.shutdown();
+                return Err(RunError::UnknownBdev { name: name.clone(), known });
+            }
+            found
+        }
+    };
+    let ns_data = ns_data.ok_or_else(|| RunError::NoNamespace(trid.to_string()))?;
     let ns = ctrlr.namespace(ns_data.nsid).ok_or_else(|| RunError::NoNamespace(trid.to_string()))?;
 
-    let geometry = NamespaceGeometry { block_size_bytes: ns.block_size, num_blocks: ns.num_blocks };
+    let geometry = NamespaceGeometry {
+        block_size_bytes: ns.block_size,
+        num_blocks: ns.num_blocks,
+        max_transfer_bytes: ns.max_transfer_bytes,
+    };
     let nonce = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
     let specs = plan_jobs(config, geometry, nonce)?;
 
@@ -91,6 +110,10 @@ impl IoSource for RawPath {
     /// The job counts every IO it sent; the queue pair holds nothing back.
     fn outstanding(&self) -> usize {
         0
+    }
+
+    fn needs_turn(&self) -> bool {
+        false
     }
 
     fn stats(&self) {}

@@ -196,7 +196,119 @@ pub struct JobStats {
     /// IO errors are also in `verify_errors` and the directions' `io_errors`;
     /// its reads are not in the IO counts or latencies.
     pub final_pass: Option<FinalPassStats>,
+    /// CPU the job's reactor thread used while the job ran (fio's usr/sys/ctx).
+    pub cpu: CpuUsage,
+    /// Measured IOs by the depth outstanding once their batch was submitted,
+    /// in fio's `iodepth_level` buckets: 1, 2-3, 4-7, 8-15, 16-31, 32-63, >=64.
+    pub iodepth_level: [u64; 7],
     sampler: RateSampler,
+}
+
+/// fio's `iodepth_level` keys, one per bucket of [`JobStats::iodepth_level`].
+pub const IODEPTH_LEVEL_KEYS: [&str; 7] = ["1", "2", "4", "8", "16", "32", ">=64"];
+
+/// CPU time and context switches over a span of wall time, from
+/// `getrusage(RUSAGE_THREAD)` on the job's reactor thread (jobs sharing a
+/// reactor each see the whole thread's use).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CpuUsage {
+    /// User time, ns.
+    pub usr_ns: u64,
+    /// System time, ns.
+    pub sys_ns: u64,
+    /// Voluntary plus involuntary context switches.
+    pub ctx: u64,
+    /// The wall time the usage is over, ns.
+    pub wall_ns: u64,
+}
+
+impl CpuUsage {
+    /// User time as a percentage of the wall time (fio's `usr_cpu`).
+    pub fn usr_pct(&self) -> f64 {
+        pct(self.usr_ns, self.wall_ns)
+    }
+
+    /// System time as a percentage of the wall time (fio's `sys_cpu`).
+    pub fn sys_pct(&self) -> f64 {
+        pct(self.sys_ns, self.wall_ns)
+    }
+
+    /// The use between two samples of the same thread.
+    pub fn between(start: &CpuSample, end: &CpuSample) -> CpuUsage {
+        CpuUsage {
+            usr_ns: end.usr_ns.saturating_sub(start.usr_ns),
+            sys_ns: end.sys_ns.saturating_sub(start.sys_ns),
+            ctx: end.ctx.saturating_sub(start.ctx),
+            wall_ns: end.at_ns.saturating_sub(start.at_ns),
+        }
+    }
+
+    fn merge(&mut self, other: &CpuUsage) {
+        self.usr_ns += other.usr_ns;
+        self.sys_ns += other.sys_ns;
+        self.ctx += other.ctx;
+        self.wall_ns += other.wall_ns;
+    }
+}
+
+fn pct(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 * 100.0 / whole as f64
+    }
+}
+
+/// The calling thread's CPU counters at `at_ns`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CpuSample {
+    /// When, ns on the caller's clock.
+    pub at_ns: u64,
+    /// User time so far, ns.
+    pub usr_ns: u64,
+    /// System time so far, ns.
+    pub sys_ns: u64,
+    /// Context switches so far.
+    pub ctx: u64,
+}
+
+/// `struct rusage` of Linux on 64-bit targets: two `timeval`s, then 14 longs
+/// (`ru_maxrss` .. `ru_nivcsw`).
+#[repr(C)]
+struct RUsage {
+    utime: [i64; 2],
+    stime: [i64; 2],
+    longs: [i64; 14],
+}
+
+extern "C" {
+    fn getrusage(who: i32, usage: *mut RUsage) -> i32;
+}
+
+/// Linux's `RUSAGE_THREAD`.
+const RUSAGE_THREAD: i32 = 1;
+
+/// Samples the calling thread's CPU use (`None` where `getrusage` fails or
+/// the layout above does not hold).
+pub fn thread_cpu_sample(at_ns: u64) -> Option<CpuSample> {
+    if !cfg!(all(target_os = "linux", target_pointer_width = "64")) {
+        return None;
+    }
+    let mut usage = RUsage { utime: [0; 2], stime: [0; 2], longs: [0; 14] };
+    // SAFETY: `usage` is a live, writable `struct rusage` of this target's
+    // layout (checked above: 64-bit Linux), and getrusage writes only into it.
+    let rc = unsafe { getrusage(RUSAGE_THREAD, &mut usage) };
+    if rc != 0 {
+        return None;
+    }
+    let ns = |tv: [i64; 2]| (tv[0].max(0) as u64).saturating_mul(1_000_000_000) + (tv[1].max(0) as u64) * 1000;
+    Some(CpuSample {
+        at_ns,
+        usr_ns: ns(usage.utime),
+        sys_ns: ns(usage.stime),
+        // ru_nvcsw + ru_nivcsw, as fio's ctx.
+        ctx: (usage.longs[12].max(0) + usage.longs[13].max(0)) as u64,
+    })
 }
 
 /// Where the last bandwidth/IOPS sample was taken.
@@ -208,6 +320,26 @@ struct RateSampler {
 }
 
 impl JobStats {
+    /// Counts `ios` IOs issued together, leaving `depth` IOs outstanding.
+    pub fn record_depth(&mut self, depth: u16, ios: u64) {
+        let bucket = match depth {
+            0 | 1 => 0,
+            2..=3 => 1,
+            4..=7 => 2,
+            8..=15 => 3,
+            16..=31 => 4,
+            32..=63 => 5,
+            _ => 6,
+        };
+        self.iodepth_level[bucket] += ios;
+    }
+
+    /// The `iodepth_level` buckets as percentages of the IOs counted.
+    pub fn iodepth_level_pct(&self) -> [f64; 7] {
+        let total: u64 = self.iodepth_level.iter().sum();
+        self.iodepth_level.map(|n| pct(n, total))
+    }
+
     /// Empty statistics, allocated.
     pub fn new() -> JobStats {
         JobStats::default()
@@ -308,6 +440,10 @@ impl JobStats {
             self.first_io_error_status = other.first_io_error_status;
         }
         self.final_pass = FinalPassStats::total(self.final_pass.iter().chain(other.final_pass.iter()));
+        self.cpu.merge(&other.cpu);
+        for (sum, n) in self.iodepth_level.iter_mut().zip(other.iodepth_level) {
+            *sum += n;
+        }
         self.start_ns = match (self.start_ns, other.start_ns) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -554,5 +690,33 @@ mod tests {
         total.add(&later);
         total.add(&later);
         assert_eq!(total.read_ios, 200);
+    }
+
+    #[test]
+    fn thread_cpu_use_is_sampled_and_turned_into_fio_percentages() {
+        let start = thread_cpu_sample(0).expect("getrusage works here");
+        let mut x = 0u64;
+        for i in 0..20_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+        let end = thread_cpu_sample(1_000_000_000).unwrap();
+        let use_ = CpuUsage::between(&start, &end);
+        assert!(use_.usr_ns + use_.sys_ns > 0, "{use_:?}");
+        assert_eq!(use_.wall_ns, 1_000_000_000);
+        let half = CpuUsage { usr_ns: 500, sys_ns: 250, ctx: 3, wall_ns: 1000 };
+        assert_eq!((half.usr_pct(), half.sys_pct()), (50.0, 25.0));
+    }
+
+    #[test]
+    fn iodepth_levels_use_fios_buckets() {
+        let mut s = JobStats::new();
+        for depth in [1, 2, 3, 4, 16, 31, 32, 64, 200] {
+            s.record_depth(depth, 1);
+        }
+        assert_eq!(s.iodepth_level, [1, 2, 1, 0, 2, 1, 2]);
+        let pct = s.iodepth_level_pct();
+        assert!((pct.iter().sum::<f64>() - 100.0).abs() < 1e-9);
+        assert_eq!(JobStats::new().iodepth_level_pct(), [0.0; 7]);
     }
 }

@@ -150,6 +150,42 @@ impl StatusLine {
         self.last_len = len;
     }
 
+    /// The line for the end of the run, whatever the interval: rates over the
+    /// time since the last line, progress 100%, no time left.
+    pub fn render_last(
+        &mut self,
+        now_ns: u64,
+        jobs: &[LiveSnapshot],
+        pattern: RwPattern,
+        total_ns: u64,
+    ) -> Option<&str> {
+        if !self.enabled {
+            return None;
+        }
+        let mut total = LiveSnapshot::default();
+        jobs.iter().for_each(|j| total.add(j));
+        let (last_ns, last_total) = self.last.unwrap_or((0, LiveSnapshot::default()));
+        let rates = total.rates_since(&last_total, now_ns.saturating_sub(last_ns).max(1));
+        self.last = Some((now_ns, total));
+        self.line.clear();
+        format_status(&mut self.line, jobs, pattern, &rates, total_ns, total_ns);
+        Some(&self.line)
+    }
+
+    /// [`StatusLine::render_last`], written over the terminal line.
+    pub fn last_update(&mut self, now_ns: u64, jobs: &[LiveSnapshot], pattern: RwPattern, total_ns: u64) {
+        let last_len = self.last_len;
+        let Some(line) = self.render_last(now_ns, jobs, pattern, total_ns) else {
+            return;
+        };
+        let len = line.len();
+        let pad = last_len.saturating_sub(len);
+        let mut stderr = std::io::stderr().lock();
+        let _ = write!(stderr, "\r{line}{:pad$}", "");
+        let _ = stderr.flush();
+        self.last_len = len;
+    }
+
     /// Ends the status line so that the report starts on a fresh line.
     pub fn finish(&mut self) {
         if self.enabled && self.last_len > 0 {
@@ -215,5 +251,16 @@ mod tests {
         assert_eq!(off.render(0, &[], RwPattern::Read, 0, 1), None);
         assert_eq!(off.render(5_000_000_000, &[], RwPattern::Read, 0, 1), None);
         assert!(!StatusLine::new(0, true).is_enabled());
+    }
+
+    #[test]
+    fn the_last_line_shows_100_percent_and_no_time_left() {
+        let mut status = StatusLine::new(1_000_000_000, true);
+        assert_eq!(status.render(0, &[running(0)], RwPattern::Read, 0, 10_000_000_000), None);
+        let done = LiveSnapshot { phase: JobPhase::Done.as_u8(), ..running(500) };
+        let line = status.render_last(9_070_000_000, &[done], RwPattern::Read, 10_000_000_000).unwrap();
+        assert!(line.contains("[100.0%]"), "{line}");
+        assert!(line.ends_with("[eta 00m:00s]"), "{line}");
+        assert!(StatusLine::new(1_000_000_000, false).render_last(1, &[], RwPattern::Read, 1).is_none());
     }
 }

@@ -90,7 +90,8 @@ pub struct VerifyError {
 /// What a never-written unit is expected to hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UnwrittenPolicy {
-    /// Anything: sectors carrying a stamp are still checked for offset and CRC.
+    /// Anything an earlier run left (fio's rule: a run verifies only what it
+    /// wrote); only a stamp of this run's own there is an error.
     Unknown,
     /// Zeros (a freshly created, thin-provisioned image).
     Zeroed,
@@ -323,17 +324,26 @@ impl Verifier {
         if read_u64(sector, 0) != STAMP_MAGIC || sector.len() < STAMP_HEADER_BYTES {
             return if known_content { Err(error(VerifyErrorKind::Corrupt, 0, 0)) } else { Ok(()) };
         }
+        let ours = read_u64(sector, 24) == self.config.stamp_tag;
+        if !known_content && !ours {
+            // As fio: a run verifies only what it wrote itself. A unit this run
+            // has not written (or whose last write failed) holds whatever an
+            // earlier run, verifying or not, left there: anything goes, even an
+            // old stamp for another offset (a non-verify run writes back the
+            // buffers its reads filled, stamps included).
+            return Ok(());
+        }
         if read_u32(sector, 32) != sector_crc(sector) {
             return Err(error(VerifyErrorKind::Corrupt, found_generation, found_offset_bytes));
         }
         if found_offset_bytes != offset_bytes {
             return Err(error(VerifyErrorKind::Misplaced, found_generation, found_offset_bytes));
         }
-        let ours = read_u64(sector, 24) == self.config.stamp_tag;
         if !known_content {
-            // Stamped by someone: place and CRC were fine. A stamp of ours on a
-            // unit we never wrote can only come from an untracked write.
-            return if ours && expected == GEN_NEVER_WRITTEN {
+            // Our stamp (this run's tag), in the right place: on a unit we never
+            // wrote it can only come from an untracked write; after a failed
+            // write it is that write's data or an earlier one's, both fine.
+            return if expected == GEN_NEVER_WRITTEN {
                 Err(error(VerifyErrorKind::Unacknowledged, found_generation, found_offset_bytes))
             } else {
                 Ok(())
@@ -486,13 +496,17 @@ mod tests {
         let offset = 1 << 20;
         let garbage = vec![0x5Au8; IO as usize];
         assert_eq!(v.check(&garbage, offset), Ok(()));
-        // A stamp from another run still has to be in the right place.
+        // What an earlier run left is not checked, as fio does: its stamps may
+        // even name another offset (a non-verify run writes back what it read).
         let mut old_run = verifier(UnwrittenPolicy::Unknown);
         old_run.config.stamp_tag = 7;
         let mut buf = vec![0u8; IO as usize];
         old_run.stamp(&mut buf, offset, 5);
         assert_eq!(v.check(&buf, offset), Ok(()));
-        assert_eq!(v.check(&buf, offset + u64::from(IO)).unwrap_err().kind, VerifyErrorKind::Misplaced);
+        assert_eq!(v.check(&buf, offset + u64::from(IO)), Ok(()));
+        let mut torn = buf.clone();
+        torn[100] ^= 1;
+        assert_eq!(v.check(&torn, offset), Ok(()));
 
         let zeroed = verifier(UnwrittenPolicy::Zeroed);
         assert_eq!(zeroed.check(&vec![0u8; IO as usize], offset), Ok(()));

@@ -62,7 +62,7 @@ pub mod generic {
     /// SGL offset invalid.
     pub const SGL_OFFSET_INVALID: u8 = 0x16;
     /// Keep Alive Timer expired.
-    pub const KEEP_ALIVE_EXPIRED: u8 = 0x1B;
+    pub const KEEP_ALIVE_EXPIRED: u8 = 0x19;
     /// Host identifier inconsistent format.
     pub const HOST_ID_INCONSISTENT: u8 = 0x18;
     /// LBA out of range.
@@ -200,9 +200,131 @@ impl Status {
     }
 }
 
+impl Status {
+    /// The status's name in the specification (NVMe Base 2.0c Figures 100-103,
+    /// NVMe-oF 1.1a Figure 21 for the Fabrics command-specific codes), `None`
+    /// for codes without one here. Command-specific codes 80h-84h are named as
+    /// the Fabrics Connect command defines them, the only command-specific
+    /// codes in that range this stack produces or receives.
+    pub fn name(&self) -> Option<&'static str> {
+        let name = match (self.sct, self.sc) {
+            (StatusCodeType::Generic, sc) => match sc {
+                0x00 => "Successful Completion",
+                0x01 => "Invalid Command Opcode",
+                0x02 => "Invalid Field in Command",
+                0x03 => "Command ID Conflict",
+                0x04 => "Data Transfer Error",
+                0x05 => "Commands Aborted due to Power Loss Notification",
+                0x06 => "Internal Error",
+                0x07 => "Command Abort Requested",
+                0x08 => "Command Aborted due to SQ Deletion",
+                0x09 => "Command Aborted due to Failed Fused Command",
+                0x0A => "Command Aborted due to Missing Fused Command",
+                0x0B => "Invalid Namespace or Format",
+                0x0C => "Command Sequence Error",
+                0x0D => "Invalid SGL Segment Descriptor",
+                0x0E => "Invalid Number of SGL Descriptors",
+                0x0F => "Data SGL Length Invalid",
+                0x10 => "Metadata SGL Length Invalid",
+                0x11 => "SGL Descriptor Type Invalid",
+                0x12 => "Invalid Use of Controller Memory Buffer",
+                0x13 => "PRP Offset Invalid",
+                0x14 => "Atomic Write Unit Exceeded",
+                0x15 => "Operation Denied",
+                0x16 => "SGL Offset Invalid",
+                0x18 => "Host Identifier Inconsistent Format",
+                0x19 => "Keep Alive Timer Expired",
+                0x1A => "Keep Alive Timeout Invalid",
+                0x1B => "Command Aborted due to Preempt and Abort",
+                0x1C => "Sanitize Failed",
+                0x1D => "Sanitize In Progress",
+                0x1E => "SGL Data Block Granularity Invalid",
+                0x1F => "Command Not Supported for Queue in CMB",
+                0x20 => "Namespace is Write Protected",
+                0x21 => "Command Interrupted",
+                0x22 => "Transient Transport Error",
+                0x80 => "LBA Out of Range",
+                0x81 => "Capacity Exceeded",
+                0x82 => "Namespace Not Ready",
+                0x83 => "Reservation Conflict",
+                0x84 => "Format In Progress",
+                _ => return None,
+            },
+            (StatusCodeType::CommandSpecific, sc) => match sc {
+                0x00 => "Completion Queue Invalid",
+                0x01 => "Invalid Queue Identifier",
+                0x02 => "Invalid Queue Size",
+                0x03 => "Abort Command Limit Exceeded",
+                0x05 => "Asynchronous Event Request Limit Exceeded",
+                0x06 => "Invalid Firmware Slot",
+                0x07 => "Invalid Firmware Image",
+                0x08 => "Invalid Interrupt Vector",
+                0x09 => "Invalid Log Page",
+                0x0A => "Invalid Format",
+                0x0B => "Firmware Activation Requires Conventional Reset",
+                0x0C => "Invalid Queue Deletion",
+                0x0D => "Feature Identifier Not Saveable",
+                0x0E => "Feature Not Changeable",
+                0x0F => "Feature Not Namespace Specific",
+                0x80 => "Connect Incompatible Format",
+                0x81 => "Connect Controller Busy",
+                0x82 => "Connect Invalid Parameters",
+                0x83 => "Connect Restart Discovery",
+                0x84 => "Connect Invalid Host",
+                0x90 => "Discover Restart",
+                0x91 => "Authentication Required",
+                _ => return None,
+            },
+            (StatusCodeType::MediaError, sc) => match sc {
+                0x80 => "Write Fault",
+                0x81 => "Unrecovered Read Error",
+                0x82 => "End-to-end Guard Check Error",
+                0x83 => "End-to-end Application Tag Check Error",
+                0x84 => "End-to-end Reference Tag Check Error",
+                0x85 => "Compare Failure",
+                0x86 => "Access Denied",
+                0x87 => "Deallocated or Unwritten Logical Block",
+                _ => return None,
+            },
+            (StatusCodeType::Path, sc) => match sc {
+                0x00 => "Internal Path Error",
+                0x01 => "Asymmetric Access Persistent Loss",
+                0x02 => "Asymmetric Access Inaccessible",
+                0x03 => "Asymmetric Access Transition",
+                0x60 => "Controller Pathing Error",
+                0x70 => "Host Pathing Error",
+                0x71 => "Command Aborted By Host",
+                _ => return None,
+            },
+            (StatusCodeType::Reserved | StatusCodeType::VendorSpecific, _) => return None,
+        };
+        Some(name)
+    }
+}
+
+impl StatusCodeType {
+    /// How the specification calls the type, for codes without a name.
+    fn label(self) -> &'static str {
+        match self {
+            StatusCodeType::Generic => "Generic Command Status",
+            StatusCodeType::CommandSpecific => "Command Specific Status",
+            StatusCodeType::MediaError => "Media and Data Integrity Error",
+            StatusCodeType::Path => "Path Related Status",
+            StatusCodeType::Reserved => "Reserved Status Code Type",
+            StatusCodeType::VendorSpecific => "Vendor Specific Status",
+        }
+    }
+}
+
+/// The spec's name, then the numbers in brackets:
+/// `Connect Invalid Parameters (sct 1, sc 0x82, dnr)`.
 impl core::fmt::Display for Status {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "sct {:?} sc {:#04x}{}", self.sct, self.sc, if self.dnr { " dnr" } else { "" })
+        match self.name() {
+            Some(name) => f.write_str(name)?,
+            None => write!(f, "{} {:#04x}", self.sct.label(), self.sc)?,
+        }
+        write!(f, " (sct {}, sc {:#04x}{})", self.sct as u8, self.sc, if self.dnr { ", dnr" } else { "" })
     }
 }
 
@@ -228,5 +350,19 @@ mod tests {
         assert!(!Status::path(path::ANA_TRANSITION).with_dnr().is_path_error());
         assert!(!Status::generic(generic::LBA_OUT_OF_RANGE).is_path_error());
         assert!(!Status::generic(generic::INVALID_FIELD).is_path_error());
+    }
+
+    #[test]
+    fn statuses_print_their_spec_name_then_the_numbers() {
+        let connect = Status::command_specific(command_specific::CONNECT_INVALID_PARAMETERS).with_dnr();
+        assert_eq!(connect.to_string(), "Connect Invalid Parameters (sct 1, sc 0x82, dnr)");
+        assert_eq!(Status::generic(generic::INVALID_FIELD).to_string(), "Invalid Field in Command (sct 0, sc 0x02)");
+        assert_eq!(Status::path(path::ANA_INACCESSIBLE).to_string(), "Asymmetric Access Inaccessible (sct 3, sc 0x02)");
+        assert_eq!(Status::generic(0x7f).to_string(), "Generic Command Status 0x7f (sct 0, sc 0x7f)");
+        let vendor = Status::from_field(7 << 9 | 0x10 << 1);
+        assert_eq!(vendor.to_string(), "Vendor Specific Status 0x10 (sct 7, sc 0x10)");
+        for sc in [generic::LBA_OUT_OF_RANGE, generic::INTERNAL_ERROR, generic::DATA_TRANSFER_ERROR] {
+            assert!(Status::generic(sc).name().is_some(), "{sc:#x}");
+        }
     }
 }
