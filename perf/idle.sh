@@ -19,8 +19,9 @@
 #     the bench's wall time and by IOPS/1000: % of a core per 1K IOPS.
 # Part 2, in busy and adaptive: QD1 4K randread p50 with no other connection
 # and with 1,000 idle connections held by corepath-idle-conns (500 that never
-# send an ICReq, 500 with an admin queue Connected and a Keep Alive every
-# 10 s), alternated (none, 1000, none, 1000, ...) REPEAT times.
+# send an ICReq, opened again whenever the gateway closes them at its Connect
+# deadline, and 500 with an admin queue Connected, the controller enabled, and
+# a Keep Alive every 10 s), alternated (none, 1000, none, 1000, ...) REPEAT times.
 #
 # Usage: perf/idle.sh [RUNTIME_SECS]        (default 10)
 #        REPEAT=5 IDLE_SECS=10 PORT=4420 IDLE_SPIN_US=50 perf/idle.sh 10
@@ -179,7 +180,7 @@ for mode in busy adaptive; do
   for round in $(seq "$REPEAT"); do
     bench idle_conns "$round" "$mode" qd1 0 --iodepth 1
     taskset -c 1 "$BIN/corepath-idle-conns" --traddr "$ADDR" --trsvcid "$PORT" --subnqn "$NQN" \
-      --silent "$IDLE_CONNS_SILENT" --logged-in "$IDLE_CONNS_LOGGED_IN" --seconds "$HOLD_SECS" \
+      --silent "$IDLE_CONNS_SILENT" --logged-in "$IDLE_CONNS_LOGGED_IN" --enable --seconds "$HOLD_SECS" \
       > "$WORK/holder.out" 2>>"$WORK/holder.log" &
     HOLDER_PID=$!
     # Bounded: 60 s for all of them to be open.
@@ -301,7 +302,7 @@ for qd in ("qd32", "qd128"):
     L.append(f"| adaptive {qd.upper()} IOPS within 3% of busy | {f0(b[qd + '_iops'])} | {f0(a[qd + '_iops'])} | {r:.3f} | {verdict(r >= 0.97)} |")
 r = a["qd1_p50_us"] / b["qd1_p50_us"] if b["qd1_p50_us"] else float("nan")
 L.append(f"| adaptive QD1 p50 within 10% of busy | {f1(b['qd1_p50_us'])} us | {f1(a['qd1_p50_us'])} us | {r:.3f} | {verdict(r <= 1.10)} |")
-L += ["", f"## QD1 with 1,000 idle connections ({500} that never send an ICReq, {500} with a Connected admin queue and a Keep Alive every 10 s)", "",
+L += ["", f"## QD1 with 1,000 idle connections ({500} that never send an ICReq, opened again when the gateway closes them, {500} with a Connected admin queue, the controller enabled, and a Keep Alive every 10 s)", "",
       "Per mode one gateway, runs alternated (none, 1000, none, 1000, ...), medians. "
       "Goal: QD1 p50 with 1,000 idle connections within 10% of the figure with none.", "",
       "| mode | p50 us, none | p50 us, 1000 idle | ratio | goal | IOPS none | IOPS 1000 idle | controllers during the runs | errors |",
@@ -337,7 +338,7 @@ L += ["", "## Exact commands", "", "```",
       f"/usr/bin/time -f '%e %U %S' {bench} --iodepth 32",
       f"/usr/bin/time -f '%e %U %S' {bench} --iodepth 128",
       f"/usr/bin/time -f '%e %U %S' {bench} --iodepth 32 --rate_iops 10000",
-      f"taskset -c 1 target/release/corepath-idle-conns --traddr 127.0.0.2 --trsvcid {port} --subnqn nqn.2021-06.io.spdk:ctc_rbd0 --silent 500 --logged-in 500 --seconds {int(runtime) + 120}   # SIGTERM after the QD1 run",
+      f"taskset -c 1 target/release/corepath-idle-conns --traddr 127.0.0.2 --trsvcid {port} --subnqn nqn.2021-06.io.spdk:ctc_rbd0 --silent 500 --logged-in 500 --enable --seconds {int(runtime) + 120}   # SIGTERM after the QD1 run",
       "```", ""]
 text = "\n".join(L)
 open(out_md, "w").write(text)

@@ -13,6 +13,9 @@
 #
 # Usage: perf/multipath.sh [PAIRS] [RUNTIME_SECS]   (defaults 3 and 10)
 #        SKIP_STALLS=1 perf/multipath.sh ...          (the overhead part only)
+#        STALLS=sigkill perf/multipath.sh ...         (of the stalls, the SIGKILL runs only)
+#        IDLE=busy perf/multipath.sh ...              (the bench's --idle; default adaptive)
+#        GW_IDLE=busy perf/multipath.sh ...           (the gateways' --idle; default adaptive)
 # Writes perf/results/<UTC date>-multipath.md and .json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +31,9 @@ mkdir -p "$OUT_DIR"
 
 cargo build --release -p corepath-rpc -p corepath-bench --bins >&2
 BIN="$PWD/target/release"
+IDLE="${IDLE:-adaptive}"
+GW_IDLE="${GW_IDLE:-adaptive}"
+STALLS="${STALLS:-sigkill blackhole}"
 
 PIDS=()
 cleanup() {
@@ -45,7 +51,7 @@ GW_PID=()
 start_gateway() { # index addr min max
   local i=$1 addr=$2 min=$3 max=$4 sock="$WORK/gw$1.sock"
   rm -f "$sock"
-  $X "$BIN/corepath-tgt" -m 0x1 -r "$sock" --idle adaptive 2>>"$WORK/gw$i.log" &
+  $X "$BIN/corepath-tgt" -m 0x1 -r "$sock" --idle "$GW_IDLE" 2>>"$WORK/gw$i.log" &
   GW_PID[$i]=$!
   PIDS+=($!)
   for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.05; done
@@ -73,7 +79,7 @@ start_both
 for pair in $(seq "$PAIRS"); do
   for mode in single multipath; do
     if [ "$mode" = single ]; then args=(--trid "$TA"); else args=(--trid "$TA" --trid "$TB" --multipath multipath); fi
-    j=$($X "$BIN/corepath-bench" --cpumask 0x2 "${args[@]}" --rw randread --bs 4k --iodepth 32 \
+    j=$($X "$BIN/corepath-bench" --cpumask 0x2 --idle "$IDLE" "${args[@]}" --rw randread --bs 4k --iodepth 32 \
         --runtime "$RUNTIME" --output-format json 2>>"$WORK/bench.log")
     [ "$pair$mode" = 1single ] || echo "," >> "$JSON"
     printf '{"pair":%s,"mode":"%s","result":%s}\n' "$pair" "$mode" "$j" >> "$JSON"
@@ -88,7 +94,7 @@ stall_run() { # fault kato_ms(or "") run
   local fault=$1 kato=$2 run=$3 extra=() j
   [ -n "$kato" ] && extra=(--keep-alive-ms "$kato")
   start_both
-  $X "$BIN/corepath-bench" --cpumask 0x2 --trid "$TA" --trid "$TB" --multipath multipath "${extra[@]}" \
+  $X "$BIN/corepath-bench" --cpumask 0x2 --idle "$IDLE" --trid "$TA" --trid "$TB" --multipath multipath "${extra[@]}" \
      --rw randrw --bs 4k --iodepth 32 --runtime "$4" --output-format json > "$WORK/stall.json" 2>>"$WORK/bench.log" &
   local bench=$!
   PIDS+=($bench)
@@ -110,10 +116,12 @@ stall_run() { # fault kato_ms(or "") run
   printf '{"fault":"%s","kato_ms":"%s","run":%s,"result":%s}\n' "$fault" "${kato:-default}" "$run" "$j" >> "$JSON"
 }
 if [ "${SKIP_STALLS:-0}" != 1 ]; then
-  for r in 1 2 3 4 5; do stall_run sigkill "" "$r" 8; done
-  for r in 1 2 3 4 5; do stall_run blackhole 800 "$r" 8; done
-  for r in 1 2 3 4 5; do stall_run blackhole "" "$r" 30; done
+  case " $STALLS " in *" sigkill "*)
+    for r in 1 2 3 4 5; do stall_run sigkill "" "$r" 8; done ;; esac
+  case " $STALLS " in *" blackhole "*)
+    for r in 1 2 3 4 5; do stall_run blackhole 800 "$r" 8; done
+    for r in 1 2 3 4 5; do stall_run blackhole "" "$r" 30; done ;; esac
 fi
 echo ']}' >> "$JSON"
 
-python3 perf/multipath_report.py "$JSON" "$OUT_DIR/$STAMP-multipath.md" "$RUNTIME" "$PAIRS"
+GW_IDLE="$GW_IDLE" IDLE="$IDLE" STALLS="$STALLS" python3 perf/multipath_report.py "$JSON" "$OUT_DIR/$STAMP-multipath.md" "$RUNTIME" "$PAIRS"

@@ -1,5 +1,5 @@
 """Renders perf/multipath.sh's JSON as the markdown table (also re-runnable on a saved JSON)."""
-import json, statistics, sys
+import json, os, statistics, sys
 data = json.load(open(sys.argv[1]))
 out = []
 def job_sum(r, key):
@@ -8,8 +8,11 @@ def lat(r, pct):
     j = r["jobs"][0]["read"]["clat_ns"]["percentile"]
     return j.get(pct, 0) / 1000
 out.append(f"# Multipath benchmarks ({sys.argv[3]} s runs, {sys.argv[4]} alternated pairs)\n")
-out.append("Gateways A and B on core 0 (malloc, --idle yield), corepath-bench on core 1, NVMe/TCP in a private")
-out.append("network namespace. Command: `perf/multipath.sh " + sys.argv[4] + " " + sys.argv[3] + "`.\n")
+gw_idle, bench_idle = os.environ.get("GW_IDLE", "adaptive"), os.environ.get("IDLE", "adaptive")
+stalls = os.environ.get("STALLS", "sigkill blackhole")
+out.append(f"Gateways A and B on core 0 (malloc, --idle {gw_idle}), corepath-bench on core 1 (--idle {bench_idle}),")
+out.append("NVMe/TCP in a private network namespace. Command: `GW_IDLE=" + gw_idle + " IDLE=" + bench_idle
+           + " STALLS='" + stalls + "' perf/multipath.sh " + sys.argv[4] + " " + sys.argv[3] + "`.\n")
 out.append("## Overhead: 4K randread, iodepth 32\n")
 out.append("| pair | single path IOPS | p99 us | multipath (2 paths, active_passive) IOPS | p99 us | ratio |")
 out.append("|---|---|---|---|---|---|")

@@ -1418,3 +1418,30 @@ impl<T: TargetTransport> Drop for Gateway<T> {
         self.shutdown();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_repeating_log_line_is_printed_once_a_second_with_a_count_of_the_rest() {
+        let mut limiter = LogLimiter::default();
+        limiter.log(5, format_args!("first"));
+        assert_eq!((limiter.held_back, limiter.next_ns), (0, 5 + LOG_INTERVAL_NS));
+        for t in 0..1_000u64 {
+            limiter.log(10 + t, format_args!("flood"));
+        }
+        assert_eq!(limiter.held_back, 1_000, "held back within the interval");
+        limiter.log(5 + LOG_INTERVAL_NS, format_args!("next"));
+        assert_eq!((limiter.held_back, limiter.next_ns), (0, 5 + 2 * LOG_INTERVAL_NS), "printed with the count");
+    }
+
+    #[test]
+    fn out_of_descriptors_is_told_from_other_accept_failures() {
+        let io = |code| TransportError::Io { op: "accept", os_error: std::io::Error::from_raw_os_error(code) };
+        assert!(out_of_descriptors(&io(libc::EMFILE)));
+        assert!(out_of_descriptors(&io(libc::ENFILE)));
+        assert!(!out_of_descriptors(&io(libc::EINVAL)));
+        assert!(!out_of_descriptors(&TransportError::Closed));
+    }
+}

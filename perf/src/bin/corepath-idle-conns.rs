@@ -240,6 +240,9 @@ struct Held {
 #[derive(Default)]
 struct Tally {
     closed_silent: usize,
+    /// Silent connections opened again after the gateway closed them (it
+    /// closes those that do not connect in time): the count stays at --silent.
+    reopened_silent: usize,
     closed_logged_in: usize,
     silent_bytes: usize,
     ka_sent: u64,
@@ -421,6 +424,17 @@ fn main() -> Result<()> {
                         start.elapsed().as_secs_f64()
                     );
                 }
+                // As an attacker would: a closed silent connection is opened again.
+                if h.neg.is_none() && !STOP.load(Ordering::SeqCst) {
+                    if let Ok(s) = tcp_connect(&addr) {
+                        if s.set_nonblocking(true).is_ok() {
+                            h.s = s;
+                            h.open = true;
+                            tally.closed_silent -= 1;
+                            tally.reopened_silent += 1;
+                        }
+                    }
+                }
             }
         }
     }
@@ -428,10 +442,11 @@ fn main() -> Result<()> {
     let completions: Vec<String> = tally.completions.iter().map(|(k, v)| format!("{k}: {v}")).collect();
     let other: Vec<String> = tally.other_pdus.iter().map(|(t, v)| format!("type {t:#04x}: {v}")).collect();
     println!(
-        "held {held_secs:.1} s: silent {}/{} still open ({} bytes received), logged-in {}/{} still open; \
+        "held {held_secs:.1} s: silent {}/{} still open ({} reopened after the gateway closed them, {} bytes received), logged-in {}/{} still open; \
          Keep Alive sent {} (failed {}), completions [{}], other PDUs [{}]",
         args.silent - tally.closed_silent,
         args.silent,
+        tally.reopened_silent,
         tally.silent_bytes,
         args.logged_in - tally.closed_logged_in,
         args.logged_in,
