@@ -15,9 +15,9 @@ use crate::cli::BenchConfig;
 use crate::failover::Timeline;
 use crate::io_source::{final_pass_allowance_ns, next_io_with_buffer, IoSource, RunError};
 use crate::job::{IoStatus, Job, JobSpec};
-use crate::run::stop_requested;
 use crate::stats::{thread_cpu_sample, CpuSample, CpuUsage, JobStats, LiveCounters};
 use crate::status::StatusLine;
+use crate::sys::stop_requested;
 
 /// How long after the run time the jobs may take to drain before the run counts as hung.
 pub(crate) const DRAIN_LIMIT: Duration = Duration::from_secs(30);

@@ -25,5 +25,6 @@ pub mod single_path;
 pub mod size;
 pub mod stats;
 pub mod status;
+pub mod sys;
 pub mod verify;
 pub mod workload;

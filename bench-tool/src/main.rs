@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use corepath_bench::cli::{available_cores, BenchConfig, CliError, OutputFormat};
 use corepath_bench::report::{json_report, normal_report, RunReport};
-use corepath_bench::run;
+use corepath_bench::{run, sys};
 
 /// fio's exit status after Ctrl-C (its `sig_int` sets `exit_value = 128`).
 const EXIT_INTERRUPTED: u8 = 128;
@@ -27,9 +27,9 @@ fn main() -> ExitCode {
     for note in &config.notes {
         eprintln!("corepath-bench: note: {note}");
     }
-    run::install_sigint_handler();
+    sys::install_sigint_handler();
     let result = run(&config);
-    if run::stop_requested() {
+    if sys::stop_requested() {
         if let Err(error) = &result {
             eprintln!("corepath-bench: {error:#}");
         }

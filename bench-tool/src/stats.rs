@@ -272,43 +272,10 @@ pub struct CpuSample {
     pub ctx: u64,
 }
 
-/// `struct rusage` of Linux on 64-bit targets: two `timeval`s, then 14 longs
-/// (`ru_maxrss` .. `ru_nivcsw`).
-#[repr(C)]
-struct RUsage {
-    utime: [i64; 2],
-    stime: [i64; 2],
-    longs: [i64; 14],
-}
-
-extern "C" {
-    fn getrusage(who: i32, usage: *mut RUsage) -> i32;
-}
-
-/// Linux's `RUSAGE_THREAD`.
-const RUSAGE_THREAD: i32 = 1;
-
-/// Samples the calling thread's CPU use (`None` where `getrusage` fails or
-/// the layout above does not hold).
+/// Samples the calling thread's CPU use (`None` where `getrusage` fails).
 pub fn thread_cpu_sample(at_ns: u64) -> Option<CpuSample> {
-    if !cfg!(all(target_os = "linux", target_pointer_width = "64")) {
-        return None;
-    }
-    let mut usage = RUsage { utime: [0; 2], stime: [0; 2], longs: [0; 14] };
-    // SAFETY: `usage` is a live, writable `struct rusage` of this target's
-    // layout (checked above: 64-bit Linux), and getrusage writes only into it.
-    let rc = unsafe { getrusage(RUSAGE_THREAD, &mut usage) };
-    if rc != 0 {
-        return None;
-    }
-    let ns = |tv: [i64; 2]| (tv[0].max(0) as u64).saturating_mul(1_000_000_000) + (tv[1].max(0) as u64) * 1000;
-    Some(CpuSample {
-        at_ns,
-        usr_ns: ns(usage.utime),
-        sys_ns: ns(usage.stime),
-        // ru_nvcsw + ru_nivcsw, as fio's ctx.
-        ctx: (usage.longs[12].max(0) + usage.longs[13].max(0)) as u64,
-    })
+    let (usr_ns, sys_ns, ctx) = crate::sys::thread_cpu_times()?;
+    Some(CpuSample { at_ns, usr_ns, sys_ns, ctx })
 }
 
 /// Where the last bandwidth/IOPS sample was taken.
