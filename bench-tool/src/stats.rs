@@ -662,14 +662,22 @@ mod tests {
     #[test]
     fn thread_cpu_use_is_sampled_and_turned_into_fio_percentages() {
         let start = thread_cpu_sample(0).expect("getrusage works here");
+        // Spin until the thread's CPU time moves: the kernel accounts it in
+        // ticks, so a short loop can read 0 (bounded: 5 s of wall time).
+        let began = std::time::Instant::now();
         let mut x = 0u64;
-        for i in 0..20_000_000u64 {
-            x = x.wrapping_mul(31).wrapping_add(i);
-        }
-        std::hint::black_box(x);
-        let end = thread_cpu_sample(1_000_000_000).unwrap();
+        let end = loop {
+            for i in 0..1_000_000u64 {
+                x = x.wrapping_mul(31).wrapping_add(i);
+            }
+            std::hint::black_box(x);
+            let now = thread_cpu_sample(1_000_000_000).unwrap();
+            if now.usr_ns + now.sys_ns > start.usr_ns + start.sys_ns || began.elapsed().as_secs() >= 5 {
+                break now;
+            }
+        };
         let use_ = CpuUsage::between(&start, &end);
-        assert!(use_.usr_ns + use_.sys_ns > 0, "{use_:?}");
+        assert!(use_.usr_ns + use_.sys_ns > 0, "5 s of spinning, no CPU time: {use_:?}");
         assert_eq!(use_.wall_ns, 1_000_000_000);
         let half = CpuUsage { usr_ns: 500, sys_ns: 250, ctx: 3, wall_ns: 1000 };
         assert_eq!((half.usr_pct(), half.sys_pct()), (50.0, 25.0));
