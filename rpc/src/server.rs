@@ -177,7 +177,9 @@ fn refuse_busy(stream: UnixStream, refusing: &Arc<AtomicUsize>) {
                 match stream.read(&mut sink) {
                     Ok(0) => break,
                     Ok(_) => {}
-                    Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {}
+                    Err(e)
+                        if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {
+                    }
                     Err(_) => break,
                 }
             }

@@ -432,9 +432,12 @@ impl TcpTargetQpair {
         // byte, the host says it sends no more, and the command could never
         // complete. (A last PDU without the flag is taken: the length says enough.)
         if h.last_pdu() && h.datao + h.datal != slot.len {
-            return Err(
-                Fault::new(fes::INVALID_HEADER_FIELD, 1, "H2CData with LAST_PDU before the end of the R2T's data").into()
-            );
+            return Err(Fault::new(
+                fes::INVALID_HEADER_FIELD,
+                1,
+                "H2CData with LAST_PDU before the end of the R2T's data",
+            )
+            .into());
         }
         self.cur = Some(h.ttag);
         Ok(Sink::Mem { ptr: slot.data_ptr(h.datao), len: h.datal as usize })

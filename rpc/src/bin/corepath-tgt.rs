@@ -90,13 +90,8 @@ fn main() -> anyhow::Result<()> {
         Some(n) => n,
         None => gateway::DEFAULT_MAX_CONNECTIONS.min(fit),
     };
-    let opts = GatewayOptions {
-        cores,
-        idle,
-        trtype: TrType::Tcp,
-        clock: Arc::new(MonotonicClock::new()),
-        max_connections,
-    };
+    let opts =
+        GatewayOptions { cores, idle, trtype: TrType::Tcp, clock: Arc::new(MonotonicClock::new()), max_connections };
     let service = GatewayService::start(TcpTargetTransport::new(), opts).context("start the gateway")?;
     let result = serve(&args, &service);
     service.shutdown();
